@@ -1,0 +1,363 @@
+"""Command-line interface: a thin shell over the public API.
+
+Exit codes: 0 success, 1 a computation could not be completed (for example a solver that
+cannot verify its accuracy), 2 bad input (one-line message on stderr, no traceback, no file
+written).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode=None,
+                  help="kdmft: typical-case learning curves of kernel / random-feature regression "
+                       "(dynamical mean-field theory) beside exact simulation.")
+
+# -- shared problem options ----------------------------------------------------------------
+Modes = Annotated[int | None, typer.Option("--modes", help="Number N of student modes (power-law spectrum).")]
+Alpha = Annotated[float | None, typer.Option("--alpha", help="Spectral exponent α > 0: λ_k = λ_1 k^-(1+α).")]
+Lambda1 = Annotated[float, typer.Option("--lambda1", help="Largest eigenvalue λ_1 > 0 of the power law.")]
+SpectrumFile = Annotated[Path | None, typer.Option(
+    "--spectrum-file", help="Eigenvalues λ_k > 0 from a .npy/.csv/.txt file (instead of --modes/--alpha).")]
+TaskExponent = Annotated[float | None, typer.Option(
+    "--task-exponent", help="Task power v_k = k^-β (default β = 0: isotropic task).")]
+TaskFile = Annotated[Path | None, typer.Option("--task-file", help="Task power v_k >= 0 from a file.")]
+Samples = Annotated[int | None, typer.Option("--samples", help="Number P of training samples.")]
+WeightDecay = Annotated[float | None, typer.Option("--weight-decay", help="Weight decay g >= 0 (default 0).")]
+Temperature = Annotated[float | None, typer.Option("--temperature", help="Langevin temperature T >= 0 (default 0).")]
+NoiseVar = Annotated[float, typer.Option("--label-noise-var", help="Label-noise variance σ² >= 0.")]
+TeacherModes = Annotated[float | None, typer.Option(
+    "--teacher-modes", help="Teacher modes M >= N (inf allowed); the extra modes act as label noise.")]
+PriorVar = Annotated[float | None, typer.Option(
+    "--prior-var", help="GP prior variance σ_w² (with --noise-var: g = σ_n²/σ_w², T = σ_n²).")]
+BayesNoise = Annotated[float | None, typer.Option("--noise-var", help="GP noise variance σ_n² (sets T).")]
+Times = Annotated[str | None, typer.Option(
+    "--times", help="Comma-separated times t >= 0 in SDE units; 'inf' gives the t -> inf limit.")]
+Format = Annotated[str, typer.Option("--format", help="Output format: table or json.")]
+
+
+def _fail(message: str, code: int) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _problem_config(modes, alpha, lambda1, spectrum_file, task_exponent, task_file, samples,
+                    weight_decay, temperature, label_noise_var, teacher_modes, prior_var, noise_var):
+    from .config import ProblemConfig
+    from .errors import InvalidParameterError
+
+    if samples is None:
+        raise InvalidParameterError("--samples", "given (a positive integer)")
+    if spectrum_file is None and (modes is None or alpha is None):
+        raise InvalidParameterError("--modes/--alpha", "given together, or replaced by --spectrum-file")
+    return ProblemConfig(modes=modes, alpha=alpha, lambda1=lambda1,
+                         spectrum_file=None if spectrum_file is None else str(spectrum_file),
+                         task_exponent=task_exponent, task_file=None if task_file is None else str(task_file),
+                         samples=samples, weight_decay=weight_decay, temperature=temperature,
+                         label_noise_var=label_noise_var, teacher_modes=teacher_modes,
+                         prior_var=prior_var, noise_var=noise_var)
+
+
+def _check_format(fmt: str) -> str:
+    from .errors import InvalidParameterError
+
+    if fmt not in ("table", "json"):
+        raise InvalidParameterError("--format", "'table' or 'json'", fmt)
+    return fmt
+
+
+def _emit(ds, fmt: str, *, with_se: bool) -> None:
+    from .results import to_json_dict
+
+    diverging = [(float(t), k) for k in ("test_error", "train_error", "bias", "noise_variance",
+                                         "thermal_variance")
+                 for t, x in zip(ds["time"].values, ds[k].values, strict=True) if not math.isfinite(x)]
+    if diverging:
+        names = sorted({k for _, k in diverging})
+        typer.echo(f"note: {', '.join(names)} diverge(s) at t = inf for this problem "
+                   f"(written as null): " + _divergence_note(ds, names), err=True)
+    if fmt == "json":
+        typer.echo(json.dumps(to_json_dict(ds, with_se=with_se)))
+    else:
+        _print_table(ds, with_se=with_se)
+
+
+def _divergence_note(ds, names: list[str]) -> str:
+    P, N = ds.attrs["samples"], ds.attrs["modes"]
+    why = []
+    if "thermal_variance" in names:
+        why.append(f"with g = 0, T > 0 and P = {P} <= N = {N} the Langevin noise diffuses for ever "
+                   "in the null space of XᵀX")
+    if "noise_variance" in names:
+        why.append(f"at the interpolation threshold P = N = {N} with g = 0 the label-noise variance diverges")
+    return "; ".join(why) or "see the documentation"
+
+
+def _print_table(ds, *, with_se: bool, rows: int | None = None) -> None:
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    cols = ["test_error", "bias", "noise_variance", "thermal_variance", "train_error"]
+    table.add_column("t", justify="right")
+    for c in cols:
+        table.add_column(c, justify="right")
+    t = ds["time"].values
+    idx = np.arange(t.size) if rows is None or t.size <= rows else np.unique(
+        np.r_[np.linspace(0, t.size - 1, rows).round().astype(int)])
+    for i in idx:
+        cells = [_fmt(t[i], 6)]
+        for c in cols:
+            cell = _fmt(ds[c].values[i], 8)
+            if with_se and c + "_se" in ds:
+                cell += f" ± {ds[c + '_se'].values[i]:.2g}"
+            cells.append(cell)
+        table.add_row(*cells)
+    _console().print(table)
+
+
+def _fmt(x: float, digits: int = 4) -> str:
+    return "inf" if math.isinf(x) else f"{x:.{digits}g}"
+
+
+def _run_guarded(fn) -> None:
+    """Run a command body; map kdmft errors to one-line messages and exit codes."""
+    from .errors import InvalidParameterError, KdmftError
+
+    try:
+        fn()
+    except InvalidParameterError as exc:
+        _fail(str(exc), 2)
+    except KdmftError as exc:
+        _fail(str(exc), 1)
+
+
+np = None  # numpy is imported lazily (fast --help); set by _lazy_numpy()
+
+
+def _lazy_numpy():
+    global np
+    if np is None:
+        import numpy
+
+        np = numpy
+    return np
+
+
+@app.command()
+def theory(
+    modes: Modes = None, alpha: Alpha = None, lambda1: Lambda1 = 1.0, spectrum_file: SpectrumFile = None,
+    task_exponent: TaskExponent = None, task_file: TaskFile = None, samples: Samples = None,
+    weight_decay: WeightDecay = None, temperature: Temperature = None, label_noise_var: NoiseVar = 0.0,
+    teacher_modes: TeacherModes = None, prior_var: PriorVar = None, noise_var: BayesNoise = None,
+    times: Times = None, fmt: Format = "table",
+    method: Annotated[str, typer.Option("--method", "--solver", help="Solver: laplace.")] = "laplace",
+) -> None:
+    """Typical-case (DMFT) test/train error and its bias / noise / thermal split at given times."""
+    _lazy_numpy()
+
+    def body():
+        from .config import parse_times
+        from .errors import InvalidParameterError
+        from .theory import learning_curve
+
+        _check_format(fmt)
+        pc = _problem_config(modes, alpha, lambda1, spectrum_file, task_exponent, task_file, samples,
+                             weight_decay, temperature, label_noise_var, teacher_modes, prior_var, noise_var)
+        if times is None:
+            raise InvalidParameterError("--times", "given (comma-separated numbers >= 0, inf allowed)")
+        t = parse_times(times)
+        problem = pc.build()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # divergences are reported by _emit
+            ds = learning_curve(problem, t, method=method)
+        _emit(ds, fmt, with_se=False)
+
+    _run_guarded(body)
+
+
+@app.command()
+def simulate(
+    modes: Modes = None, alpha: Alpha = None, lambda1: Lambda1 = 1.0, spectrum_file: SpectrumFile = None,
+    task_exponent: TaskExponent = None, task_file: TaskFile = None, samples: Samples = None,
+    weight_decay: WeightDecay = None, temperature: Temperature = None, label_noise_var: NoiseVar = 0.0,
+    teacher_modes: TeacherModes = None, prior_var: PriorVar = None, noise_var: BayesNoise = None,
+    times: Times = None, fmt: Format = "table",
+    realizations: Annotated[int, typer.Option("--realizations", help="Number of data sets (>= 2).")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (>= 0).")] = 0,
+) -> None:
+    """Exact simulation averaged over data sets: mean and standard error of every observable."""
+    _lazy_numpy()
+
+    def body():
+        from .config import parse_times
+        from .errors import HeavyTailWarning, InvalidParameterError
+        from .simulate import simulate as run_sim
+
+        _check_format(fmt)
+        pc = _problem_config(modes, alpha, lambda1, spectrum_file, task_exponent, task_file, samples,
+                             weight_decay, temperature, label_noise_var, teacher_modes, prior_var, noise_var)
+        if times is None:
+            raise InvalidParameterError("--times", "given (comma-separated numbers >= 0, inf allowed)")
+        t = parse_times(times)
+        problem = pc.build()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ds = _with_progress(lambda cb: run_sim(problem, t, realizations, seed, progress=cb),
+                                "simulating", enabled=fmt == "table")
+        for w in caught:
+            if issubclass(w.category, HeavyTailWarning):
+                typer.echo(f"warning: {w.message}", err=True)
+        _emit(ds, fmt, with_se=True)
+
+    _run_guarded(body)
+
+
+def _with_progress(fn, label: str, *, enabled: bool = True):
+    """Call fn(callback) with a rich progress bar on stderr (hidden when not a terminal)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    if not enabled or not console.is_terminal:
+        return fn(None)
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+
+        def cb(done, total):
+            bar.update(task, completed=done, total=total)
+
+        return fn(cb)
+
+
+@app.command()
+def run(
+    config: Annotated[Path | None, typer.Argument(help="TOML config file (default: the built-in problem).")] = None,
+    dataset: Annotated[str | None, typer.Option(
+        "--dataset", help="Use a real data set's kernel spectrum (digits).")] = None,
+    output_dir: Annotated[Path | None, typer.Option(
+        "--output-dir", "-o", help="Directory for the results file and figure (default kdmft-results).")] = None,
+    realizations: Annotated[int | None, typer.Option(
+        "--realizations", help="Simulated data sets (default 2000).")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed (default 0).")] = None,
+    no_plot: Annotated[bool, typer.Option("--no-plot", help="Skip the PNG figure.")] = False,
+) -> None:
+    """Main job: DMFT curve beside ground truth, a table, a netCDF results file and a figure."""
+    _lazy_numpy()
+
+    def body():
+        from .config import RunConfig
+        from .errors import HeavyTailWarning
+        from .run import run_dataset, run_problem, write_outputs
+
+        cfg = RunConfig.from_toml(config) if config is not None else RunConfig()
+        if dataset is not None:
+            cfg.dataset.name = dataset
+        if output_dir is not None:
+            cfg.output.dir = str(output_dir)
+        if realizations is not None:
+            cfg.simulation.realizations = realizations
+        if seed is not None:
+            cfg.simulation.seed = seed
+            cfg.dataset.seed = seed
+        if no_plot:
+            cfg.output.plot = False
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if cfg.dataset.name is not None:
+                ds = _with_progress(lambda cb: run_dataset(cfg, progress=cb), "training on subsets")
+                stem = f"kdmft_run_{cfg.dataset.name}"
+            else:
+                ds = _with_progress(lambda cb: run_problem(cfg, progress=cb), "simulating")
+                stem = "kdmft_run"
+        for w in caught:
+            if issubclass(w.category, HeavyTailWarning):
+                typer.echo(f"warning: {w.message}", err=True)
+        paths = write_outputs(ds, cfg.output.dir, stem, plot=cfg.output.plot)
+        _print_run_summary(ds)
+        for p in paths:
+            typer.echo(f"wrote {p}")
+
+    _run_guarded(body)
+
+
+def _console():
+    from rich.console import Console
+
+    console = Console()
+    if not console.is_terminal:  # files and pipes: wide enough that rows never wrap
+        console = Console(width=140)
+    return console
+
+
+def _print_run_summary(ds) -> None:
+    from rich.table import Table
+
+    console = _console()
+    truth = "sim" if "sim_test_error" in ds else ("measured" if "measured_test_error" in ds else None)
+    a = ds.attrs
+    console.print(f"kdmft {a['kdmft_version']}  N = {a['modes']}  P = {a['samples']}  "
+                  f"g = {a['weight_decay']:.4g}  T = {a['temperature']:.4g}  σ² = {a['label_noise_var']:.4g}"
+                  + (f"  ({a['realizations']} data sets, seed {a['seed']})" if truth == "sim" else "")
+                  + (f"  ({a['subsets']} random subsets, seed {a['seed']})" if truth == "measured" else ""),
+                  highlight=False)
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("t", justify="right", no_wrap=True)
+    table.add_column("test error", justify="right", no_wrap=True)
+    if truth:
+        table.add_column("simulation" if truth == "sim" else "measured", justify="right", no_wrap=True)
+        table.add_column("dev.", justify="right", no_wrap=True)
+    for c in ("bias", "noise var.", "thermal var.", "train error"):
+        table.add_column(c, justify="right", no_wrap=True)
+    t = ds["time"].values
+    n = t.size
+    idx = np.unique(np.r_[np.linspace(0, n - 1, min(n, 13)).round().astype(int)])
+    for i in idx:
+        row = [_fmt(t[i], 3), _fmt(ds.test_error.values[i])]
+        if truth:
+            m, se = ds[f"{truth}_test_error"].values[i], ds[f"{truth}_test_error_se"].values[i]
+            th = ds.test_error.values[i]
+            row += [f"{_fmt(m)} ± {se:.1g}",
+                    f"{100 * (th / m - 1):+.2f}%" if math.isfinite(m) and math.isfinite(th) and m > 0 else "-"]
+        row += [_fmt(ds[k].values[i]) for k in ("bias", "noise_variance", "thermal_variance", "train_error")]
+        table.add_row(*row)
+    console.print(table)
+    if a.get("stopping_status") == "interior":
+        console.print(f"optimal stopping (DMFT): t* = {a['t_star']:.4g}, E(t*) = {a['test_error_at_t_star']:.5g}",
+                      highlight=False)
+    else:
+        console.print(f"no early-stopping optimum in the time window (test error {a.get('stopping_status')})",
+                      highlight=False)
+    if truth == "measured":
+        console.print(f"agreement: median |DMFT/measured - 1| = {100 * a['median_abs_relative_deviation']:.1f}%, "
+                      f"max = {100 * a['max_abs_relative_deviation']:.1f}%", highlight=False)
+
+
+def main() -> None:
+    """Console entry point: usage errors become one-line messages with exit code 2."""
+    import click
+
+    try:
+        app(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        typer.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

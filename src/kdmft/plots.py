@@ -1,0 +1,111 @@
+"""Figures (matplotlib, Agg backend; files are written atomically)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from .io import atomic_path
+
+__all__ = ["plot_learning_curve", "plot_real_data"]
+
+_COLORS = {"test_error": "k", "bias": "tab:blue", "noise_variance": "tab:orange",
+           "thermal_variance": "tab:red"}
+_LABELS = {"test_error": "test error", "bias": "bias", "noise_variance": "label-noise variance",
+           "thermal_variance": "thermal variance"}
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _finite_positive(t: np.ndarray) -> np.ndarray:
+    return np.isfinite(t) & (t > 0)
+
+
+def plot_learning_curve(theory: xr.Dataset, path: str | Path, *, simulation: xr.Dataset | None = None,
+                        t_star: float | None = None, e_star: float | None = None,
+                        title: str = "") -> Path:
+    """Test error and its bias / variance parts against t (log axes).
+
+    Theory as lines, simulation as points with ±1 standard-error bars, and the optimal stopping
+    time as a dashed vertical line with a marker at (t*, E(t*)).
+    """
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(7.0, 4.8), constrained_layout=True)
+    t = theory["time"].values
+    m = _finite_positive(t)
+    for name, color in _COLORS.items():
+        y = theory[name].values[m]
+        if name != "test_error" and not np.any(y > 0):
+            continue  # a part that is identically zero (no noise, T = 0) is not drawn
+        ax.plot(t[m], np.where(y > 0, y, np.nan), color=color, lw=2 if name == "test_error" else 1.4,
+                label=f"{_LABELS[name]} (DMFT)")
+        if simulation is not None and name in simulation:
+            ts = simulation["time"].values
+            ms = _finite_positive(ts)
+            ys, es = simulation[name].values[ms], simulation[name + "_se"].values[ms]
+            ok = ys > 0
+            ax.errorbar(ts[ms][ok], ys[ok], yerr=es[ok], fmt="o", ms=3.5, color=color, mfc="white",
+                        capsize=2, lw=1, label=f"{_LABELS[name]} (simulation)" if name == "test_error" else None)
+    if t_star is not None and np.isfinite(t_star):
+        ax.axvline(t_star, color="0.4", ls="--", lw=1)
+        if e_star is not None:
+            ax.plot([t_star], [e_star], marker="*", ms=12, color="gold", mec="k",
+                    label=f"optimal stopping t* = {t_star:.3g}", ls="none")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(f"training time t [{theory['time'].attrs.get('units', '').split(' (')[0]}]")
+    ax.set_ylabel("error")
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    out = Path(path)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=130, format="png")
+    plt.close(fig)
+    return out
+
+
+def plot_real_data(theory: xr.Dataset, measured: xr.Dataset, path: str | Path, *, title: str = "") -> Path:
+    """Predicted (DMFT) against measured (kernel regression) test error, with relative deviation."""
+    plt = _figure()
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(7.0, 6.0), sharex=True, constrained_layout=True,
+                                  gridspec_kw={"height_ratios": [3, 1]})
+    t = theory["time"].values
+    m = _finite_positive(t)
+    for name in ("test_error", "bias", "thermal_variance"):
+        y = theory[name].values[m]
+        if name != "test_error" and not np.any(y > 0):
+            continue
+        color = _COLORS[name]
+        ax.plot(t[m], y, color=color, lw=2 if name == "test_error" else 1.2, label=f"{_LABELS[name]} (DMFT)")
+        ax.errorbar(t[m], measured[name].values[m], yerr=measured[name + "_se"].values[m], fmt="o",
+                    ms=3.5, mfc="white", color=color, capsize=2, lw=1,
+                    label=f"{_LABELS[name]} (measured)")
+    dev = theory["test_error"].values[m] / measured["test_error"].values[m] - 1
+    ax2.axhline(0, color="0.5", lw=1)
+    ax2.plot(t[m], 100 * dev, "o-", color="k", ms=3)
+    ax2.set_ylabel("DMFT / measured - 1 [%]")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax2.set_xlabel("training time t")
+    ax.set_ylabel("held-out test error")
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax2.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    out = Path(path)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=130, format="png")
+    plt.close(fig)
+    return out

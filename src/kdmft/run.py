@@ -1,0 +1,160 @@
+"""The main job: theory beside ground truth for one problem, as a results Dataset.
+
+:func:`run_problem` puts the DMFT curve beside the exact simulation of a synthetic problem;
+:func:`run_dataset` puts it beside kernel regression measured on a real data set. Both return
+one :class:`xarray.Dataset` (theory variables as is, ``sim_*`` or ``measured_*`` for the
+ground truth) with the full config, version and seed in ``attrs``; :func:`write_outputs`
+saves it and its figure.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from ._version import __version__
+from .analysis import optimal_stopping
+from .config import RunConfig
+from .errors import InvalidParameterError
+from .io import write_netcdf
+from .model import Problem
+from .results import curve_dataset
+from .simulate import simulate
+from .theory import learning_curve
+
+__all__ = ["run_problem", "run_dataset", "write_outputs", "dataset_problem"]
+
+Progress = Callable[[int, int], None]
+
+#: Training defaults of ``kdmft run --dataset`` when [problem] does not set them: weak weight
+#: decay and a temperature small against the target variance (~0.09 for one digit vs rest).
+DATASET_DEFAULTS = {"weight_decay": 1e-3, "temperature": 1e-4}
+
+
+def _merge(theory: xr.Dataset, truth: xr.Dataset, prefix: str) -> xr.Dataset:
+    truth = truth.rename({k: f"{prefix}_{k}" for k in truth.data_vars})
+    ds = xr.merge([theory, truth.drop_attrs() if hasattr(truth, "drop_attrs") else truth],
+                  combine_attrs="override")
+    return ds
+
+
+def _attrs_common(cfg: RunConfig, problem: Problem) -> dict:
+    return {"config_json": json.dumps(cfg.to_dict()), "kdmft_version": __version__, **problem.attrs()}
+
+
+def run_problem(cfg: RunConfig, progress: Progress | None = None) -> xr.Dataset:
+    """DMFT curve, exact simulation and optimal stopping for the config's problem."""
+    pc = cfg.problem.resolved()
+    problem = pc.build(Path(cfg.base_dir))
+    times = np.concatenate([cfg.times.array(), [math.inf]])
+    theory = learning_curve(problem, times)
+    finite = times[np.isfinite(times)]
+    stop = optimal_stopping(problem, t_min=float(finite.min()), t_max=float(finite.max()))
+    ds = theory
+    attrs = _attrs_common(cfg, problem)
+    if cfg.simulation.enabled:
+        sim = simulate(problem, times, cfg.simulation.realizations, cfg.simulation.seed, progress=progress)
+        ds = _merge(theory, sim, "sim")
+        attrs.update(seed=cfg.simulation.seed, realizations=cfg.simulation.realizations)
+    ds.attrs = dict(theory.attrs)
+    ds.attrs.update(attrs)
+    ds.attrs.update(t_star=stop.t_star, test_error_at_t_star=stop.test_error, stopping_status=stop.status)
+    return ds
+
+
+def dataset_problem(cfg: RunConfig):
+    """Spectrum, task and Problem of the config's real data set; returns (problem, K, y)."""
+    from .kernels import kernel_matrix
+    from .realdata import binary_target, kernel_spectrum, load_dataset
+
+    dc = cfg.dataset
+    if dc.name is None:
+        raise InvalidParameterError("dataset", "a data set name")
+    X, labels = load_dataset(dc.name)
+    K = kernel_matrix(X, dc.kernel, dc.depth)
+    y = binary_target(labels, dc.target_class)
+    spec = kernel_spectrum(K, y)
+    pc = cfg.problem
+    if pc.spectrum_file or pc.modes is not None or pc.alpha is not None or pc.task_file \
+            or pc.task_exponent is not None or pc.teacher_modes is not None:
+        raise InvalidParameterError("[problem]", "free of spectrum and task keys with --dataset",
+                                    detail="the data set defines the spectrum and the task")
+    if pc.prior_var is not None or pc.noise_var is not None:
+        from .model import bayesian_to_langevin
+
+        if pc.prior_var is None or pc.noise_var is None:
+            raise InvalidParameterError("prior_var, noise_var", "given together")
+        g, T = bayesian_to_langevin(pc.prior_var, pc.noise_var)
+    else:
+        g = DATASET_DEFAULTS["weight_decay"] if pc.weight_decay is None else pc.weight_decay
+        T = DATASET_DEFAULTS["temperature"] if pc.temperature is None else pc.temperature
+    if not 1 <= pc.samples < spec.n:
+        raise InvalidParameterError("samples", f"an integer in [1, {spec.n - 1}] for {dc.name}", pc.samples)
+    problem = Problem(spec.eigenvalues, spec.task_power, pc.samples, label_noise_var=pc.label_noise_var,
+                      weight_decay=g, temperature=T, teacher_tail=spec.tail_power,
+                      info={"spectrum": f"{dc.name}/{dc.kernel}", "dataset": dc.name, "kernel": dc.kernel,
+                            "depth": dc.depth, "target_class": dc.target_class, "points": spec.n})
+    return problem, K, y
+
+
+def run_dataset(cfg: RunConfig, progress: Progress | None = None) -> xr.Dataset:
+    """DMFT prediction from a real data set's kernel spectrum beside measured kernel regression."""
+    from .realdata import measured_curve
+
+    problem, K, y = dataset_problem(cfg)
+    times = cfg.times.array()
+    times = times[np.isfinite(times)]
+    theory = learning_curve(problem, times)
+    dc = cfg.dataset
+    meas = measured_curve(K, y, problem.samples, times, weight_decay=problem.weight_decay,
+                          temperature=problem.temperature, label_noise_var=problem.label_noise_var,
+                          subsets=dc.subsets, seed=dc.seed, progress=progress)
+    measured = curve_dataset(times, meas, {})
+    ds = _merge(theory, measured, "measured")
+    dev = theory["test_error"].values / meas["test_error"] - 1.0
+    ds["relative_deviation"] = ("time", dev, {"long_name": "DMFT / measured - 1 (test error)"})
+    finite = times[times > 0]
+    stop = optimal_stopping(problem, t_min=float(finite.min()), t_max=float(finite.max()))
+    ds.attrs = dict(theory.attrs)
+    ds.attrs.update(_attrs_common(cfg, problem))
+    ds.attrs.update(seed=dc.seed, subsets=dc.subsets, t_star=stop.t_star,
+                    test_error_at_t_star=stop.test_error, stopping_status=stop.status,
+                    median_abs_relative_deviation=float(np.median(np.abs(dev))),
+                    max_abs_relative_deviation=float(np.max(np.abs(dev))))
+    return ds
+
+
+def write_outputs(ds: xr.Dataset, out_dir: str | Path, stem: str, *, plot: bool = True) -> list[Path]:
+    """Write ``<stem>.nc`` and (if ``plot``) ``<stem>.png`` into ``out_dir``, atomically."""
+    from .plots import plot_learning_curve, plot_real_data
+
+    out = Path(out_dir)
+    paths = [write_netcdf(ds, out / f"{stem}.nc")]
+    if plot:
+        png = out / f"{stem}.png"
+        if "measured_test_error" in ds:
+            measured = ds[[k for k in ds.data_vars if k.startswith("measured_")]]
+            measured = measured.rename({k: k[len("measured_"):] for k in measured.data_vars})
+            title = (f"{ds.attrs.get('dataset')} ({ds.attrs.get('kernel')}), P = {ds.attrs['samples']}, "
+                     f"g = {ds.attrs['weight_decay']:.3g}, T = {ds.attrs['temperature']:.3g}")
+            paths.append(plot_real_data(ds, measured, png, title=title))
+        else:
+            sim = None
+            if "sim_test_error" in ds:
+                sim = ds[[k for k in ds.data_vars if k.startswith("sim_")]]
+                sim = sim.rename({k: k[len("sim_"):] for k in sim.data_vars})
+            title = (f"N = {ds.attrs['modes']}, P = {ds.attrs['samples']}, g = {ds.attrs['weight_decay']:.3g}, "
+                     f"T = {ds.attrs['temperature']:.3g}, σ² = {ds.attrs['label_noise_var']:.3g}")
+            if "alpha" in ds.attrs:
+                title = f"λ_k ∝ k^-{1 + ds.attrs['alpha']:.3g}, " + title
+            status = ds.attrs.get("stopping_status")
+            paths.append(plot_learning_curve(
+                ds, png, simulation=sim,
+                t_star=ds.attrs.get("t_star") if status == "interior" else None,
+                e_star=ds.attrs.get("test_error_at_t_star"), title=title))
+    return paths

@@ -1,0 +1,135 @@
+"""Typical-case (DMFT) learning curves: one front door, several solvers.
+
+>>> import kdmft
+>>> p = kdmft.Problem.power_law(modes=100, alpha=0.5, samples=100, temperature=0.05)
+>>> ds = kdmft.learning_curve(p, [0.0, 1.0, 10.0])
+>>> float(ds.test_error.sel(time=0.0)) == p.signal_power
+True
+
+Solvers (``method``):
+
+``"laplace"``
+    THEORY.md section 4: Talbot inversion of the Laplace-domain DMFT, self-verified.
+
+t = 0 and t = inf are always taken from the closed forms (section 5), whatever the method.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import xarray as xr
+
+from ..errors import DivergenceWarning, InvalidParameterError
+from ..model import Problem
+from ..results import PARTS, curve_dataset, totals
+from .closed_forms import initial_errors, population_curve, ridge_kappa, stationary_errors
+from .laplace import laplace_parts
+
+__all__ = ["learning_curve", "check_times", "METHODS", "initial_errors", "stationary_errors",
+           "ridge_kappa", "population_curve"]
+
+
+def _laplace(problem: Problem, times: np.ndarray, rtol: float):
+    return laplace_parts(problem.eigenvalues, problem.task_power, problem.samples,
+                         problem.weight_decay, problem.temperature, problem.effective_noise_var,
+                         times, rtol=rtol)
+
+
+#: Solver name -> function(problem, finite positive times, rtol) -> (values, errors).
+METHODS: dict[str, Callable] = {"laplace": _laplace}
+
+
+def check_times(times: float | Sequence[float] | np.ndarray, name: str = "times") -> np.ndarray:
+    """Validate times: a non-empty 1-D list of numbers >= 0; +inf allowed, NaN and -inf not."""
+    try:
+        t = np.atleast_1d(np.asarray(times, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise InvalidParameterError(name, "a list of non-negative numbers (inf allowed)", times) from None
+    if t.ndim != 1 or t.size == 0:
+        raise InvalidParameterError(name, "a non-empty list of non-negative numbers (inf allowed)",
+                                    times)
+    bad = np.isnan(t) | (t < 0)
+    if bad.any():
+        raise InvalidParameterError(name, "non-negative numbers or inf", float(t[bad][0]))
+    return t
+
+
+def learning_curve(problem: Problem, times: float | Sequence[float] | np.ndarray, *,
+                   method: str = "laplace", rtol: float = 1e-6) -> xr.Dataset:
+    """Typical test and train error, with bias / noise / thermal split, at the given times.
+
+    Parameters
+    ----------
+    problem : Problem
+        The learning problem (spectrum, task, P, σ², g, T).
+    times : float or sequence of float
+        Training times t >= 0 in SDE units; ``inf`` gives the stationary (ridge / posterior)
+        limit. Order and duplicates are kept.
+    method : {"laplace"}
+        Solver for 0 < t < inf.
+    rtol : float
+        Relative accuracy the solver must verify, else it raises ConvergenceError.
+
+    Returns
+    -------
+    xarray.Dataset
+        Variables ``test_error``, ``train_error``, ``bias``, ``noise_variance``,
+        ``thermal_variance`` and the ``train_*`` parts over dimension ``time``, plus
+        ``<name>_err`` estimated absolute solver errors. A divergent t = inf value is ``inf``
+        and a :class:`~kdmft.errors.DivergenceWarning` says why.
+    """
+    if not isinstance(problem, Problem):
+        raise InvalidParameterError("problem", "a kdmft.Problem", type(problem).__name__)
+    t = check_times(times)
+    if not (isinstance(rtol, (int, float)) and 1e-12 <= rtol < 1):
+        raise InvalidParameterError("rtol", "a number in [1e-12, 1)", rtol)
+    try:
+        solver = METHODS[method]
+    except KeyError:
+        raise InvalidParameterError("method", f"one of {sorted(METHODS)}", method) from None
+
+    parts = {k: np.empty(t.size) for k in PARTS}
+    errs = {k: np.zeros(t.size) for k in PARTS}
+    lam, v = problem.eigenvalues, problem.task_power
+    s2 = problem.effective_noise_var
+    zero = t == 0
+    inf = np.isinf(t)
+    mid = ~zero & ~inf
+    if zero.any():
+        for k, val in initial_errors(lam, v, s2).items():
+            parts[k][zero] = val
+    if inf.any():
+        stat = stationary_errors(lam, v, problem.samples, problem.weight_decay,
+                                 problem.temperature, s2)
+        for k, val in stat.items():
+            parts[k][inf] = val
+        diverging = [k for k, val in stat.items() if math.isinf(val)]
+        if diverging:
+            warnings.warn(_divergence_reason(problem, diverging), DivergenceWarning, stacklevel=2)
+    if mid.any():
+        vals, e = solver(problem, t[mid], rtol)
+        for k in PARTS:
+            parts[k][mid] = vals[k]
+            errs[k][mid] = e[k]
+    out = totals(parts, problem.teacher_tail)
+    err_tot = {"test_error": errs["bias"] + errs["noise_variance"] + errs["thermal_variance"],
+               "train_error": errs["train_bias"] + errs["train_noise_variance"]
+               + errs["train_thermal_variance"]}
+    err_tot.update(errs)
+    attrs = {"kind": "theory", "method": method, "rtol": rtol, **problem.attrs()}
+    return curve_dataset(t, out, attrs, errors=err_tot)
+
+
+def _divergence_reason(problem: Problem, parts: list[str]) -> str:
+    why = []
+    if "thermal_variance" in parts:
+        why.append(f"the thermal variance grows without bound at g = 0 with T > 0 and "
+                   f"P = {problem.samples} <= N = {problem.modes} (null space of XᵀX)")
+    if "noise_variance" in parts:
+        why.append(f"the label-noise variance diverges at the interpolation threshold "
+                   f"P = N = {problem.modes} with g = 0")
+    return "t = inf: " + "; ".join(why) + "; the value is reported as inf"
