@@ -102,6 +102,7 @@ def _divergence_note(ds, names: list[str]) -> str:
 
 
 def _print_table(ds, *, with_se: bool, rows: int | None = None) -> None:
+    import numpy as np
     from rich.table import Table
 
     table = Table(box=None, header_style="bold")
@@ -139,18 +140,6 @@ def _run_guarded(fn) -> None:
         _fail(str(exc), 1)
 
 
-np = None  # numpy is imported lazily (fast --help); set by _lazy_numpy()
-
-
-def _lazy_numpy():
-    global np
-    if np is None:
-        import numpy
-
-        np = numpy
-    return np
-
-
 @app.command()
 def theory(
     modes: Modes = None, alpha: Alpha = None, lambda1: Lambda1 = 1.0, spectrum_file: SpectrumFile = None,
@@ -161,8 +150,6 @@ def theory(
     method: Annotated[str, typer.Option("--method", "--solver", help="Solver: laplace.")] = "laplace",
 ) -> None:
     """Typical-case (DMFT) test/train error and its bias / noise / thermal split at given times."""
-    _lazy_numpy()
-
     def body():
         from .config import parse_times
         from .errors import InvalidParameterError
@@ -194,8 +181,6 @@ def simulate(
     seed: Annotated[int, typer.Option("--seed", help="Random seed (>= 0).")] = 0,
 ) -> None:
     """Exact simulation averaged over data sets: mean and standard error of every observable."""
-    _lazy_numpy()
-
     def body():
         from .config import parse_times
         from .errors import HeavyTailWarning, InvalidParameterError
@@ -251,8 +236,6 @@ def run(
     no_plot: Annotated[bool, typer.Option("--no-plot", help="Skip the PNG figure.")] = False,
 ) -> None:
     """Main job: DMFT curve beside ground truth, a table, a netCDF results file and a figure."""
-    _lazy_numpy()
-
     def body():
         from .config import RunConfig
         from .errors import HeavyTailWarning
@@ -299,6 +282,7 @@ def _console():
 
 
 def _print_run_summary(ds) -> None:
+    import numpy as np
     from rich.table import Table
 
     console = _console()
@@ -341,22 +325,46 @@ def _print_run_summary(ds) -> None:
                       f"max = {100 * a['max_abs_relative_deviation']:.1f}%", highlight=False)
 
 
+def _click_classes() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
+    """Usage-error, exit and abort exception classes of typer's click (vendored or not)."""
+    usage: list[type] = []
+    exits: list[type] = [typer.Exit]
+    aborts: list[type] = [typer.Abort]
+    try:
+        from typer._click import exceptions as tce  # typer >= 0.22 vendors click
+
+        usage.append(tce.ClickException)
+    except ImportError:
+        pass
+    try:
+        import click
+
+        usage.append(click.ClickException)
+        exits.append(click.exceptions.Exit)
+        aborts.append(click.exceptions.Abort)
+    except ImportError:
+        pass
+    return tuple(usage), tuple(exits), tuple(aborts)
+
+
 def main() -> None:
     """Console entry point: usage errors become one-line messages with exit code 2."""
-    import click
-
+    usage, exits, aborts = _click_classes()
     try:
-        app(standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
+        rv = app(standalone_mode=False)
+    except usage as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `kdmft`: show the help
+            typer.echo(exc.format_message())
+            sys.exit(0)
         typer.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(2)
-    except click.exceptions.Abort:
+    except exits as exc:
+        sys.exit(exc.exit_code)
+    except aborts:
         typer.echo("aborted", err=True)
         sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
+    # Without standalone mode click returns the exit code of typer.Exit instead of raising it.
+    sys.exit(rv if isinstance(rv, int) else 0)
 
 
 if __name__ == "__main__":
