@@ -58,12 +58,21 @@ def optimal_stopping(problem: Problem, *, t_min: float = 1e-3, t_max: float = 1e
     if not (0 < t_min < t_max < math.inf):
         raise InvalidParameterError("t_min, t_max", "0 < t_min < t_max < inf", (t_min, t_max))
     grid = np.logspace(math.log10(t_min), math.log10(t_max), int(points))
-    curve = learning_curve(problem, grid)[variable].values
+    ds = learning_curve(problem, grid)
+    curve = ds[variable].values
+    # Differences below the solver's accuracy are flat, not an optimum (a curve that saturates
+    # on a plateau has no early-stopping optimum, however its last digits wiggle).
+    err = ds[variable + "_err"].values if variable + "_err" in ds else np.zeros_like(curve)
+    flat = 10 * float(err.max()) + 1e-9 * float(np.abs(curve).max())
     i = int(np.argmin(curve))
-    if i == 0 and curve[1] >= curve[0]:
-        return StoppingResult(float(grid[0]), float(curve[0]), "increasing")
-    if i == grid.size - 1:
+    if curve[i] >= curve[-1] - flat and curve[i] >= curve[0] - flat:
+        status = "increasing" if curve[0] <= curve[-1] else "decreasing"
+        j = 0 if status == "increasing" else grid.size - 1
+        return StoppingResult(float(grid[j]), float(curve[j]), status)
+    if curve[i] >= curve[-1] - flat:
         return StoppingResult(float(grid[-1]), float(curve[-1]), "decreasing")
+    if curve[i] >= curve[0] - flat:
+        return StoppingResult(float(grid[0]), float(curve[0]), "increasing")
 
     def f(logt: float) -> float:
         return float(learning_curve(problem, [math.exp(logt)])[variable].values[0])

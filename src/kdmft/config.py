@@ -119,6 +119,8 @@ class ProblemConfig:
         if c.spectrum_file is None:
             c.modes = self.DEFAULTS["modes"] if c.modes is None else c.modes
             c.alpha = self.DEFAULTS["alpha"] if c.alpha is None else c.alpha
+        if c.task_file is None and c.task_exponent is None:
+            c.task_exponent = 0.0
         if c.prior_var is None and c.noise_var is None:
             c.weight_decay = self.DEFAULTS["weight_decay"] if c.weight_decay is None else c.weight_decay
             c.temperature = self.DEFAULTS["temperature"] if c.temperature is None else c.temperature
