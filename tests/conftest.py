@@ -25,7 +25,7 @@ def power_law_problem(regime: str, N: int = 100, P: int = 100, alpha: float = 0.
     return kdmft.Problem.power_law(N, alpha, P, weight_decay=g, temperature=T, label_noise_var=s2, **kw)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cached_simulation(regime: str, N: int, P: int, times: tuple, realizations: int, seed: int,
                       task_exponent: float = 0.0):
     p = power_law_problem(regime, N, P, task_exponent=task_exponent)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import REGIMES, cached_simulation, finite_size_budget, power_law_problem
 
 import kdmft
+
+from conftest import cached_simulation, finite_size_budget, power_law_problem
 
 R = 400
 SEED = 7
@@ -20,10 +21,6 @@ SAMPLES = (60, 100, 200)
 # (bias for P > N, train error for P < N) and there DMFT and finite N differ by the
 # fluctuation of the spectral edge, which no relative budget describes.
 FLOOR = 1e-4
-
-
-def _times(regime: str, P: int) -> tuple:
-    return TIMES
 
 
 def _violation(theory, sim, problem, keys=("test_error", "train_error")) -> float:
@@ -43,7 +40,7 @@ def _violation(theory, sim, problem, keys=("test_error", "train_error")) -> floa
 
 @pytest.mark.parametrize("P", SAMPLES, ids=lambda P: f"P{P}")
 def test_theory_matches_simulation(regime, P):
-    t = _times(regime, P)
+    t = TIMES
     problem = power_law_problem(regime, P=P)
     sim = cached_simulation(regime, 100, P, t, R, SEED)
     theory = kdmft.learning_curve(problem, list(t))
@@ -54,7 +51,7 @@ def test_theory_matches_simulation(regime, P):
 
 @pytest.mark.parametrize("P", SAMPLES, ids=lambda P: f"P{P}")
 def test_wrong_samples_is_caught(regime, P):
-    t = _times(regime, P)
+    t = TIMES
     problem = power_law_problem(regime, P=P)
     sim = cached_simulation(regime, 100, P, t, R, SEED)
     wrong = kdmft.learning_curve(problem.replace(samples=int(0.8 * P)), list(t))
@@ -63,7 +60,7 @@ def test_wrong_samples_is_caught(regime, P):
 
 @pytest.mark.parametrize("P", SAMPLES, ids=lambda P: f"P{P}")
 def test_wrong_alpha_is_caught(regime, P):
-    t = _times(regime, P)
+    t = TIMES
     problem = power_law_problem(regime, P=P)
     sim = cached_simulation(regime, 100, P, t, R, SEED)
     wrong = kdmft.learning_curve(power_law_problem(regime, P=P, alpha=0.65), list(t))
