@@ -140,6 +140,13 @@ def test_kernel_spectrum_cutoff_sends_modes_to_tail():
     # with the default cutoff every mode is resolved and nothing is tail
     full = kernel_spectrum(K, y)
     assert full.eigenvalues.size == n and full.tail_power == 0.0
+    # the cutoff is relative to λ_1: rescaling K keeps the same modes (λ -> cλ, v -> v/c, tail kept)
+    for c_scale in (1e-4, 1e3):
+        scaled = kernel_spectrum(c_scale * K, y, rel_cutoff=0.05)
+        assert scaled.eigenvalues.size == 5
+        np.testing.assert_allclose(scaled.eigenvalues, c_scale * lam[:5], rtol=1e-12)
+        np.testing.assert_allclose(scaled.task_power, spec.task_power / c_scale, rtol=1e-10)
+        assert scaled.tail_power == pytest.approx(spec.tail_power, rel=1e-10)
 
 
 # --------------------------------------------------------------------------------------------
