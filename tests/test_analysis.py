@@ -33,3 +33,26 @@ def test_monotone_curves_have_no_optimum(P, g, T):
 def test_bad_window():
     with pytest.raises(kdmft.InvalidParameterError, match="t_min"):
         kdmft.optimal_stopping(kdmft.Problem.power_law(10, 0.5, 10), t_min=5.0, t_max=1.0)
+
+
+def test_power_law_fit_recovers_exponent_and_detects_window():
+    """A pure power law on [1e1, 1e4] bent by a plateau below and a crossover above: the automatic
+    window finds the straight part and the slope; a wrong exponent lies outside the interval."""
+    rng = np.random.default_rng(3)
+    x = np.logspace(-1, 6, 141)
+    y = 2.0 * x**-0.6 * (1 + 10 / x) * (1 + x / 1e5) ** 0.6 * np.exp(0.01 * rng.standard_normal(x.size))
+    fit = kdmft.fit_power_law(x, y, max_rms=0.02)
+    assert fit.slope_ci[0] < -0.6 < fit.slope_ci[1]
+    assert not (fit.slope_ci[0] < -0.5 < fit.slope_ci[1])
+    assert fit.window[0] >= 10 and fit.window[1] <= 1.5e5 and np.log10(fit.window[1] / fit.window[0]) >= 1.5
+    # over the whole range the curvature biases the slope away from -0.6
+    whole = kdmft.fit_power_law(x, y, window=(x[0], x[-1]))
+    assert abs(whole.slope + 0.6) > 0.05
+    assert fit.predict(1e3) == pytest.approx(2.0 * 1e3**-0.6 * 1.01 * 1.01, rel=0.05)
+
+
+def test_power_law_fit_bad_input():
+    with pytest.raises(kdmft.InvalidParameterError, match="x, y"):
+        kdmft.fit_power_law([1, 2], [1, 2])
+    with pytest.raises(kdmft.InvalidParameterError, match="window"):
+        kdmft.fit_power_law(np.arange(1, 10), np.arange(1, 10), window=(5, 1))

@@ -11,7 +11,7 @@ See THEORY.md for the conventions and the equations.
 """
 
 from ._version import __version__
-from .analysis import optimal_stopping
+from .analysis import PowerLawFit, fit_power_law, optimal_stopping
 from .errors import (
     ConvergenceError,
     DivergenceWarning,
@@ -30,6 +30,8 @@ __all__ = [
     "learning_curve",
     "simulate",
     "optimal_stopping",
+    "fit_power_law",
+    "PowerLawFit",
     "bayesian_to_langevin",
     "langevin_to_bayesian",
     "KdmftError",

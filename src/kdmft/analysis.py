@@ -1,7 +1,10 @@
-"""Analysis of learning curves: the optimal stopping time.
+"""Analysis of learning curves: the optimal stopping time and power-law (scaling) fits.
 
 t* minimises the continuous theory curve E(t) (not an argmin over an output grid): a coarse
 logarithmic scan brackets the minimum, then Brent's method refines it in log t.
+
+:func:`fit_power_law` fits y = A x^b by least squares in log-log coordinates over a given
+window or one detected automatically (the widest range where a straight line fits).
 """
 
 from __future__ import annotations
@@ -10,12 +13,12 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize
+from scipy import optimize, stats
 
 from .errors import InvalidParameterError
 from .model import Problem
 
-__all__ = ["StoppingResult", "optimal_stopping"]
+__all__ = ["StoppingResult", "optimal_stopping", "PowerLawFit", "fit_power_law"]
 
 
 @dataclass(frozen=True)
@@ -85,3 +88,127 @@ def optimal_stopping(problem: Problem, *, t_min: float = 1e-3, t_max: float = 1e
     if val > curve[i]:  # never worse than the scan
         t_star, val = float(grid[i]), float(curve[i])
     return StoppingResult(t_star, val, "interior")
+
+
+@dataclass(frozen=True)
+class PowerLawFit:
+    """Least-squares fit of log y = log A + b log x over ``window``.
+
+    ``slope`` is b (y ∝ x^b; for E ∝ P^-a it is -a), ``slope_ci`` its two-sided confidence
+    interval at level ``confidence`` from the t distribution of the regression slope (for a
+    deterministic curve it measures the curvature left in the window, not noise), ``prefactor``
+    is A, ``window`` the (x_lo, x_hi) actually used, ``n_points`` the points in it and
+    ``rms`` the root-mean-square residual in natural-log units.
+    """
+
+    slope: float
+    slope_ci: tuple[float, float]
+    prefactor: float
+    window: tuple[float, float]
+    n_points: int
+    rms: float
+    confidence: float
+
+    def predict(self, x: np.ndarray | float) -> np.ndarray:
+        """A x^b."""
+        return self.prefactor * np.asarray(x, dtype=np.float64) ** self.slope
+
+
+def _linfit(lx: np.ndarray, ly: np.ndarray) -> tuple[float, float, float, float]:
+    """Slope, intercept, slope standard error and rms residual of ly = a + b lx."""
+    n = lx.size
+    xm, ym = lx.mean(), ly.mean()
+    sxx = float(((lx - xm) ** 2).sum())
+    b = float(((lx - xm) * (ly - ym)).sum() / sxx)
+    a = float(ym - b * xm)
+    res = ly - a - b * lx
+    ssr = float((res**2).sum())
+    se = math.sqrt(ssr / (n - 2) / sxx) if n > 2 else math.inf
+    return b, a, se, math.sqrt(ssr / n)
+
+
+def _auto_window(lx: np.ndarray, ly: np.ndarray, min_points: int, min_decades: float,
+                 max_rms: float) -> tuple[int, int]:
+    """Indices [i, j] of the widest window (in decades of x) whose straight-line fit has an rms
+    residual <= max_rms; if none qualifies, the window of at least min_decades with least rms."""
+    n = lx.size
+    # prefix sums make every window's regression O(1)
+    c = [np.r_[0.0, np.cumsum(q)] for q in (np.ones(n), lx, ly, lx * lx, lx * ly, ly * ly)]
+    best, best_key = None, None
+    fallback, fallback_rms = None, math.inf
+    span = min_decades * math.log(10)
+    for i in range(n):
+        j = np.arange(i + min_points - 1, n)
+        if j.size == 0:
+            break
+        m, sx, sy, sxx, sxy, syy = (q[j + 1] - q[i] for q in c)
+        vxx = sxx - sx * sx / m
+        vxy = sxy - sx * sy / m
+        vyy = syy - sy * sy / m
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ssr = np.maximum(vyy - vxy**2 / vxx, 0.0)
+            rms = np.sqrt(ssr / m)
+        wide = (lx[j] - lx[i]) >= span * (1 - 1e-12)
+        ok = wide & (rms <= max_rms) & (vxx > 0)
+        if ok.any():
+            k = int(np.flatnonzero(ok)[-1])  # widest qualifying window from i
+            key = (lx[j[k]] - lx[i], -rms[k])
+            if best_key is None or key > best_key:
+                best, best_key = (i, int(j[k])), key
+        cand = wide & (vxx > 0)
+        if cand.any():
+            k = int(np.flatnonzero(cand)[np.argmin(rms[cand])])
+            if rms[k] < fallback_rms:
+                fallback, fallback_rms = (i, int(j[k])), float(rms[k])
+    if best is not None:
+        return best
+    if fallback is not None:
+        return fallback
+    return 0, n - 1
+
+
+def fit_power_law(x: np.ndarray, y: np.ndarray, *, window: tuple[float, float] | None = None,
+                  confidence: float = 0.95, min_points: int = 5, min_decades: float = 1.0,
+                  max_rms: float = 0.02) -> PowerLawFit:
+    """Fit y = A x^b in log-log coordinates.
+
+    Parameters
+    ----------
+    x, y : array_like
+        Positive, finite data (points with x <= 0, y <= 0 or non-finite values are dropped).
+    window : (x_lo, x_hi), optional
+        Fit only x_lo <= x <= x_hi. Default: detected automatically as the widest range of at
+        least ``min_decades`` decades and ``min_points`` points whose straight-line fit leaves an
+        rms residual <= ``max_rms`` (natural-log units, 0.02 ≈ 2 % scatter); if no range
+        qualifies, the range of at least ``min_decades`` decades that fits best.
+    confidence : float
+        Level of the slope's confidence interval, in (0, 1).
+    """
+    xa = np.asarray(x, dtype=np.float64).ravel()
+    ya = np.asarray(y, dtype=np.float64).ravel()
+    if xa.shape != ya.shape:
+        raise InvalidParameterError("x, y", "arrays of the same length", (xa.size, ya.size))
+    if not (isinstance(confidence, (int, float)) and 0 < confidence < 1):
+        raise InvalidParameterError("confidence", "a number in (0, 1)", confidence)
+    if int(min_points) < 3:
+        raise InvalidParameterError("min_points", "an integer >= 3", min_points)
+    keep = np.isfinite(xa) & np.isfinite(ya) & (xa > 0) & (ya > 0)
+    if window is not None:
+        lo, hi = (float(w) for w in window)
+        if not (0 < lo < hi):
+            raise InvalidParameterError("window", "(x_lo, x_hi) with 0 < x_lo < x_hi", window)
+        keep &= (xa >= lo) & (xa <= hi)
+    order = np.argsort(xa[keep])
+    lx, ly = np.log(xa[keep][order]), np.log(ya[keep][order])
+    if lx.size < 3 or np.ptp(lx) == 0:
+        raise InvalidParameterError("x, y", "at least 3 positive finite points with distinct x",
+                                    int(lx.size))
+    if window is None:
+        i, j = _auto_window(lx, ly, min(int(min_points), lx.size), float(min_decades), float(max_rms))
+        lx, ly = lx[i:j + 1], ly[i:j + 1]
+    b, a, se, rms = _linfit(lx, ly)
+    n = lx.size
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 2)) * se if n > 2 else math.inf
+    return PowerLawFit(slope=b, slope_ci=(b - half, b + half), prefactor=math.exp(a),
+                       window=(math.exp(lx[0]), math.exp(lx[-1])), n_points=n, rms=rms,
+                       confidence=float(confidence))
