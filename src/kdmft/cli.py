@@ -367,5 +367,7 @@ def main() -> None:
     sys.exit(rv if isinstance(rv, int) else 0)
 
 
+from . import cli_realdata  # noqa: E402,F401  (registers `kdmft spectrum` and `kdmft compare`)
+
 if __name__ == "__main__":
     main()

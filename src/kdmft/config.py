@@ -27,8 +27,8 @@ problem (λ_k = k^-3/2, N = P = 100, isotropic task, Langevin training with weak
 
     [dataset]            # real data instead of a power law (kdmft run --dataset NAME)
     name = "digits"
-    kernel = "relu-nngp"
-    target_class = 0
+    kernel = "relu-nngp"   # relu-nngp, relu-ntk, erf-nngp, rbf, linear, polynomial; depth = 1
+    target_class = 0       # or one_hot = true; data/targets files instead of name
     subsets = 50
 
     [output]
@@ -264,12 +264,17 @@ class DatasetConfig:
     name: str | None = None
     kernel: str = "relu-nngp"
     depth: int = 1
-    target_class: int = 0
+    target_class: int | None = None  # classification: this class against the rest (default 0)
     subsets: int = 50
     seed: int = 0
+    data: str | None = None          # user data instead of name: features file (.npy/.csv)
+    targets: str | None = None       # ... and targets file
+    task: str = "auto"               # auto, classification or regression
+    one_hot: bool = False            # classification: all classes one-hot (outputs add)
+    sampling: str = "heldout"        # heldout or population (see kdmft.realdata.measured_curve)
 
     _types = {"name": str, "kernel": str, "depth": int, "target_class": int, "subsets": int,
-              "seed": int}
+              "seed": int, "data": str, "targets": str, "task": str, "one_hot": bool, "sampling": str}
 
 
 @dataclass

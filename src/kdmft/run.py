@@ -68,17 +68,37 @@ def run_problem(cfg: RunConfig, progress: Progress | None = None) -> xr.Dataset:
 
 
 def dataset_problem(cfg: RunConfig):
-    """Spectrum, task and Problem of the config's real data set; returns (problem, K, y)."""
+    """Spectrum, task and Problem of the config's real data set; returns (problem, K, Y).
+
+    The data are a bundled set (``[dataset] name``) or user files (``data`` + ``targets``,
+    relative to the config's directory). Classification targets are one class against the rest
+    (``target_class``, default 0) or, with ``one_hot``, all classes; the Problem of several
+    outputs is :func:`kdmft.compare.summed_output_problem` (errors summed over outputs; its
+    ``info`` keeps the per-output T and σ²).
+    """
+    from .compare import summed_output_problem
     from .kernels import kernel_matrix
-    from .realdata import binary_target, kernel_spectrum, load_dataset
+    from .realdata import kernel_spectrum, load_real_data
 
     dc = cfg.dataset
-    if dc.name is None:
-        raise InvalidParameterError("dataset", "a data set name")
-    X, labels = load_dataset(dc.name)
-    K = kernel_matrix(X, dc.kernel, dc.depth)
-    y = binary_target(labels, dc.target_class)
-    spec = kernel_spectrum(K, y)
+    if dc.name is None and dc.data is None:
+        raise InvalidParameterError("dataset", "a data set name (or data and targets files)")
+    base = Path(cfg.base_dir)
+
+    def _path(p):
+        return None if p is None else str(p if Path(p).is_absolute() else base / p)
+
+    if dc.one_hot and dc.target_class is not None:
+        raise InvalidParameterError("dataset.target_class", "unset with one_hot = true", dc.target_class)
+    rd = load_real_data(dc.name, data=_path(dc.data), targets=_path(dc.targets), task=dc.task)
+    if rd.task == "classification" and not dc.one_hot:
+        rd = load_real_data(dc.name, data=_path(dc.data), targets=_path(dc.targets), task=rd.task,
+                            target_class=0 if dc.target_class is None else dc.target_class)
+    elif rd.task == "regression" and dc.target_class is not None:
+        raise InvalidParameterError("dataset.target_class", "unset for a regression target", dc.target_class)
+    K = kernel_matrix(rd.X, dc.kernel, dc.depth)
+    Y = rd.Y
+    spec = kernel_spectrum(K, Y)
     pc = cfg.problem
     if pc.spectrum_file or pc.modes is not None or pc.alpha is not None or pc.task_file \
             or pc.task_exponent is not None or pc.teacher_modes is not None:
@@ -94,12 +114,12 @@ def dataset_problem(cfg: RunConfig):
         g = DATASET_DEFAULTS["weight_decay"] if pc.weight_decay is None else pc.weight_decay
         T = DATASET_DEFAULTS["temperature"] if pc.temperature is None else pc.temperature
     if not 1 <= pc.samples < spec.n:
-        raise InvalidParameterError("samples", f"an integer in [1, {spec.n - 1}] for {dc.name}", pc.samples)
-    problem = Problem(spec.eigenvalues, spec.task_power, pc.samples, label_noise_var=pc.label_noise_var,
-                      weight_decay=g, temperature=T, teacher_tail=spec.tail_power,
-                      info={"spectrum": f"{dc.name}/{dc.kernel}", "dataset": dc.name, "kernel": dc.kernel,
-                            "depth": dc.depth, "target_class": dc.target_class, "points": spec.n})
-    return problem, K, y
+        raise InvalidParameterError("samples", f"an integer in [1, {spec.n - 1}] for {rd.name}", pc.samples)
+    problem = summed_output_problem(
+        spec, pc.samples, weight_decay=g, temperature=T, label_noise_var=pc.label_noise_var,
+        info={"spectrum": f"{rd.name}/{dc.kernel}", "dataset": rd.name, "kernel": dc.kernel,
+              "depth": dc.depth, "task": rd.task, "target_class": rd.target_class, "points": spec.n})
+    return problem, K, Y
 
 
 def run_dataset(cfg: RunConfig, progress: Progress | None = None) -> xr.Dataset:
@@ -112,8 +132,9 @@ def run_dataset(cfg: RunConfig, progress: Progress | None = None) -> xr.Dataset:
     theory = learning_curve(problem, times)
     dc = cfg.dataset
     meas = measured_curve(K, y, problem.samples, times, weight_decay=problem.weight_decay,
-                          temperature=problem.temperature, label_noise_var=problem.label_noise_var,
-                          subsets=dc.subsets, seed=dc.seed, progress=progress)
+                          temperature=problem.info["temperature_per_output"],
+                          label_noise_var=problem.info["label_noise_var_per_output"],
+                          subsets=dc.subsets, seed=dc.seed, sampling=dc.sampling, progress=progress)
     measured = curve_dataset(times, meas, {})
     ds = _merge(theory, measured, "measured")
     dev = theory["test_error"].values / meas["test_error"] - 1.0
