@@ -147,7 +147,15 @@ def theory(
     weight_decay: WeightDecay = None, temperature: Temperature = None, label_noise_var: NoiseVar = 0.0,
     teacher_modes: TeacherModes = None, prior_var: PriorVar = None, noise_var: BayesNoise = None,
     times: Times = None, fmt: Format = "table",
-    method: Annotated[str, typer.Option("--method", "--solver", help="Solver: laplace.")] = "laplace",
+    method: Annotated[str, typer.Option("--method", "--solver", help="Solver: laplace or time-domain.")] = "laplace",
+    dt: Annotated[float | None, typer.Option(
+        "--dt", help="Time step of the time-domain solver (SDE time units, default 0.01).")] = None,
+    lr_schedule: Annotated[str | None, typer.Option(
+        "--lr-schedule", help="Learning-rate factor η(t), e.g. warmup:duration=1 (time-domain solver).")] = None,
+    wd_schedule: Annotated[str | None, typer.Option(
+        "--weight-decay-schedule", help="Factor on g, e.g. step:at=5,values=1/0.1 (time-domain solver).")] = None,
+    temp_schedule: Annotated[str | None, typer.Option(
+        "--temperature-schedule", help="Factor on T, e.g. exponential:rate=0.5 (time-domain solver).")] = None,
 ) -> None:
     """Typical-case (DMFT) test/train error and its bias / noise / thermal split at given times."""
     def body():
@@ -164,10 +172,22 @@ def theory(
         problem = pc.build()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # divergences are reported by _emit
-            ds = learning_curve(problem, t, method=method)
+            ds = learning_curve(problem, t, method=method, dt=dt,
+                                schedule=_cli_schedule(lr_schedule, wd_schedule, temp_schedule))
         _emit(ds, fmt, with_se=False)
 
     _run_guarded(body)
+
+
+def _cli_schedule(lr: str | None, wd: str | None, temp: str | None):
+    """Schedule from the --*-schedule flags (None when none is given)."""
+    if lr is None and wd is None and temp is None:
+        return None
+    from .schedules import Schedule, parse_shape
+
+    return Schedule(learning_rate=None if lr is None else parse_shape(lr, "--lr-schedule"),
+                    weight_decay=None if wd is None else parse_shape(wd, "--weight-decay-schedule"),
+                    temperature=None if temp is None else parse_shape(temp, "--temperature-schedule"))
 
 
 @app.command()

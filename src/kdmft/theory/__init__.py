@@ -10,6 +10,9 @@ Solvers (``method``):
 
 ``"laplace"``
     THEORY.md section 4: Talbot inversion of the Laplace-domain DMFT, self-verified.
+``"time-domain"``
+    THEORY.md section 3: the two-time equations on a uniform grid of step ``dt`` (second order);
+    also serves training schedules (``schedule=``). See :mod:`kdmft.theory.timedomain`.
 
 t = 0 and t = inf are always taken from the closed forms (section 5), whatever the method.
 """
@@ -39,8 +42,20 @@ def _laplace(problem: Problem, times: np.ndarray, rtol: float):
                          times, rtol=rtol)
 
 
-#: Solver name -> function(problem, finite positive times, rtol) -> (values, errors).
-METHODS: dict[str, Callable] = {"laplace": _laplace}
+def _time_domain(problem: Problem, times: np.ndarray, rtol: float, *, dt: float | None = None,
+                 schedule=None):
+    from .timedomain import timedomain_parts
+
+    protocol = None
+    if schedule is not None and not schedule.is_constant:
+        protocol = schedule.protocol_sampler(problem.weight_decay, problem.temperature)
+    return timedomain_parts(problem.eigenvalues, problem.task_power, problem.samples,
+                            problem.weight_decay, problem.temperature, problem.effective_noise_var,
+                            times, dt=1e-2 if dt is None else dt, protocol=protocol)
+
+
+#: Solver name -> function(problem, finite positive times, rtol, **options) -> (values, errors).
+METHODS: dict[str, Callable] = {"laplace": _laplace, "time-domain": _time_domain}
 
 
 def check_times(times: float | Sequence[float] | np.ndarray, name: str = "times") -> np.ndarray:
@@ -59,7 +74,8 @@ def check_times(times: float | Sequence[float] | np.ndarray, name: str = "times"
 
 
 def learning_curve(problem: Problem, times: float | Sequence[float] | np.ndarray, *,
-                   method: str = "laplace", rtol: float = 1e-6) -> xr.Dataset:
+                   method: str = "laplace", rtol: float = 1e-6, dt: float | None = None,
+                   schedule=None) -> xr.Dataset:
     """Typical test and train error, with bias / noise / thermal split, at the given times.
 
     Parameters
@@ -72,7 +88,13 @@ def learning_curve(problem: Problem, times: float | Sequence[float] | np.ndarray
     method : {"laplace"}
         Solver for 0 < t < inf.
     rtol : float
-        Relative accuracy the solver must verify, else it raises ConvergenceError.
+        Relative accuracy the solver must verify, else it raises ConvergenceError (Laplace
+        solver; the time-domain solver's accuracy is set by ``dt`` and reported in ``*_err``).
+    dt : float, optional
+        Time step of the time-domain solver (default 1e-2); an error for other methods.
+    schedule : kdmft.schedules.Schedule, optional
+        Learning-rate / weight-decay / temperature schedule (time-domain solver only; a
+        non-constant schedule has no t = inf value).
 
     Returns
     -------
@@ -91,6 +113,13 @@ def learning_curve(problem: Problem, times: float | Sequence[float] | np.ndarray
         solver = METHODS[method]
     except KeyError:
         raise InvalidParameterError("method", f"one of {sorted(METHODS)}", method) from None
+    options = {}
+    if dt is not None or schedule is not None:
+        if method != "time-domain":
+            raise InvalidParameterError("method", "'time-domain' when dt or schedule is given", method)
+        options = {"dt": dt, "schedule": schedule}
+        if schedule is not None and not schedule.is_constant and np.isinf(t).any():
+            raise InvalidParameterError("times", "finite with a time-dependent schedule", "inf")
 
     parts = {k: np.empty(t.size) for k in PARTS}
     errs = {k: np.zeros(t.size) for k in PARTS}
@@ -111,7 +140,7 @@ def learning_curve(problem: Problem, times: float | Sequence[float] | np.ndarray
         if diverging:
             warnings.warn(_divergence_reason(problem, diverging), DivergenceWarning, stacklevel=2)
     if mid.any():
-        vals, e = solver(problem, t[mid], rtol)
+        vals, e = solver(problem, t[mid], rtol, **options)
         for k in PARTS:
             parts[k][mid] = vals[k]
             errs[k][mid] = e[k]
@@ -121,6 +150,10 @@ def learning_curve(problem: Problem, times: float | Sequence[float] | np.ndarray
                + errs["train_thermal_variance"]}
     err_tot.update(errs)
     attrs = {"kind": "theory", "method": method, "rtol": rtol, **problem.attrs()}
+    if method == "time-domain":
+        attrs["dt"] = 1e-2 if dt is None else dt
+        if schedule is not None:
+            attrs["schedule"] = schedule.describe()
     return curve_dataset(t, out, attrs, errors=err_tot)
 
 
