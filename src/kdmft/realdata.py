@@ -281,9 +281,9 @@ def resolved_modes(K: np.ndarray, *, rtol: float = 0.2, seed: int = 0, rel_cutof
 
     Compares the spectrum of all n points with that of a random half (eig/(n/2)): mode k counts
     as resolved while the median of |λ_j(half)/λ_j(all) - 1| over j in [k, 2k] is at most
-    ``rtol`` (a median over a window, because single near-degenerate eigenvalues fluctuate more)
-    and λ_k > rel_cutoff·λ_1. At most n/2. Beyond it the eigenvalues are set by the finite
-    sample rather than by the kernel's operator spectrum.
+    ``rtol`` (a median over a window, because single near-degenerate eigenvalues fluctuate more;
+    the window stops at the last non-null mode) and λ_k > rel_cutoff·λ_1. At most n/2. Beyond
+    it the eigenvalues are set by the finite sample rather than by the kernel's operator spectrum.
     """
     K = np.asarray(K, dtype=np.float64)
     n = K.shape[0]
@@ -294,10 +294,11 @@ def resolved_modes(K: np.ndarray, *, rtol: float = 0.2, seed: int = 0, rel_cutof
     live = full > rel_cutoff * full[0]
     with np.errstate(divide="ignore", invalid="ignore"):
         dev = np.where(live, np.abs(sub / full - 1.0), np.inf)
-    for k in range(half):
-        if not live[k] or np.median(dev[k:min(2 * k + 1, half)]) > rtol:
+    n_live = int(np.argmin(live)) if not live.all() else half
+    for k in range(n_live):
+        if np.median(dev[k:min(2 * k + 1, n_live)]) > rtol:
             return k
-    return half
+    return n_live
 
 
 @dataclass(frozen=True)
