@@ -37,7 +37,7 @@ from .model import Problem
 from .results import PARTS, curve_dataset
 from .theory import check_times
 
-__all__ = ["simulate", "dataset_errors", "CHUNK"]
+__all__ = ["simulate", "dataset_errors", "CHUNK", "simulate_schedule", "simulate_em", "scheduled_factors"]
 
 CHUNK = 32
 _OBS = ("test_error", "train_error") + PARTS
@@ -77,6 +77,22 @@ def dataset_errors(X: np.ndarray, lam: np.ndarray, v: np.ndarray, g: float, T: f
     """
     B, P, N = X.shape
     t = np.asarray(times, dtype=np.float64)
+    s, V, keep, rank = _spectral(X)
+    d = s + g
+    dt = d[..., None] * t                                       # (B, r, nt)
+    with np.errstate(invalid="ignore", over="ignore"):
+        em1 = np.where(np.isinf(dt), -1.0, np.expm1(-dt))            # e^{-dt} - 1
+        em1_2 = np.where(np.isinf(dt), -1.0, np.expm1(-2.0 * dt))    # e^{-2dt} - 1
+    inv_d = np.where(keep, 1.0 / np.where(keep, d, 1.0), 0.0)[..., None]
+    bfac = -em1 * inv_d                           # (1 - e^{-dt}) / d
+    cfac = -em1_2 * inv_d                         # (1 - e^{-2dt}) / d
+    null = T * _null_factor(g, t) if T > 0 else np.zeros(t.size)
+    return _errors_from_factors(s, V, keep, rank, lam, v, noise_var, P, bfac, T * cfac, null)
+
+
+def _spectral(X: np.ndarray):
+    """Eigen-decomposition XᵀX = V diag(s) Vᵀ of a batch; rounding-level directions set to 0."""
+    B, P, N = X.shape
     Xt = np.swapaxes(X, 1, 2)
     if P >= N:
         s, V = np.linalg.eigh(Xt @ X)
@@ -88,18 +104,26 @@ def dataset_errors(X: np.ndarray, lam: np.ndarray, v: np.ndarray, g: float, T: f
     s = np.where(keep, s, 0.0)
     V = V * keep[:, None, :]
     rank = keep.sum(axis=1)                                     # (B,)
-    d = s + g
+    return s, V, keep, rank
+
+
+def _errors_from_factors(s, V, keep, rank, lam, v, noise_var, P, bfac, cT, null_T):
+    """The six parts from per-direction factors (any protocol whose propagator is a function of XᵀX).
+
+    ``bfac[b, i, t]`` = ∫ U_i(t, u) η(u) du (the mean's response to Xᵀy), ``cT`` = ∫ U_i² 2ηT du
+    (thermal variance per direction) and ``null_T[t]`` the same on the null space of XᵀX, with
+    U_i(t, u) = exp(-(τ(t) - τ(u)) s_i - (γ(t) - γ(u))). Entries where ``keep`` is False are ignored.
+    """
+    B = s.shape[0]
+    N = lam.size
+    nt = bfac.shape[-1]
+    kf = keep[..., None]
+    bfac = np.where(kf, bfac, 0.0)
+    cT = np.where(kf, cT, 0.0)
+    D = -s[..., None] * bfac                      # a_i - 1
     V2 = V * V
     Vt2 = np.swapaxes(V2, 1, 2)
     Lii, LWii, Wii = Vt2 @ lam, Vt2 @ (lam * v), Vt2 @ v          # (B, r) each
-    dt = d[..., None] * t                                       # (B, r, nt)
-    with np.errstate(invalid="ignore", over="ignore"):
-        em1 = np.where(np.isinf(dt), -1.0, np.expm1(-dt))            # e^{-dt} - 1
-        em1_2 = np.where(np.isinf(dt), -1.0, np.expm1(-2.0 * dt))    # e^{-2dt} - 1
-    inv_d = np.where(keep, 1.0 / np.where(keep, d, 1.0), 0.0)[..., None]
-    D = em1 * (s[..., None] * inv_d)              # a_i - 1
-    bfac = -em1 * inv_d                           # (1 - e^{-dt}) / d
-    cfac = -em1_2 * inv_d                         # (1 - e^{-2dt}) / d
     sig = float(np.sum(lam * v))
     if np.all(v == v[0]):
         quad = v[0] * _wsum(Lii, D * D)
@@ -109,18 +133,17 @@ def dataset_errors(X: np.ndarray, lam: np.ndarray, v: np.ndarray, g: float, T: f
         quad = np.sum(D * (LW @ D), axis=1)
     bias = np.maximum(sig + 2.0 * _wsum(LWii, D) + quad, 0.0)
     noise = noise_var * _wsum(s * Lii, bfac * bfac)
-    thermal = np.zeros((B, t.size))
-    if T > 0:
-        thermal = T * _wsum(Lii, cfac)
-        has_null = rank < N
-        if has_null.any():
-            null_w = np.maximum(lam.sum() - Lii.sum(axis=1), 0.0)[has_null]
-            thermal[has_null] += T * null_w[:, None] * _null_factor(g, t)[None, :]
+    thermal = _wsum(Lii, cT)
+    has_null = rank < N
+    if has_null.any() and np.any(null_T):
+        null_w = np.maximum(lam.sum() - Lii.sum(axis=1), 0.0)[has_null]
+        thermal[has_null] += null_w[:, None] * np.asarray(null_T)[None, :]
     a = 1.0 + D
     train_bias = _wsum(s * Wii, a * a) / P
-    resid = (g + s[..., None] * (1.0 + em1)) * inv_d   # (g + s e^{-dt}) / d, 0 off the range
-    train_noise = noise_var / P * ((resid * resid).sum(axis=1) + (P - rank)[:, None])
-    train_thermal = T / P * _wsum(s, cfac)
+    resid = np.where(kf, 1.0 - s[..., None] * bfac, 0.0)   # residual factor of the label noise
+    train_noise = noise_var / P * ((resid * resid).sum(axis=1) + (P - rank)[:, None] * np.ones(nt))
+    train_thermal = _wsum(s, cT) / P
+    assert train_noise.shape == (B, nt)
     return {"bias": bias, "noise_variance": noise, "thermal_variance": thermal,
             "train_bias": train_bias, "train_noise_variance": train_noise,
             "train_thermal_variance": train_thermal}
@@ -238,3 +261,259 @@ def _heavy_tail(mom: _Moments, k: str, mean: np.ndarray, se: np.ndarray, R: int)
         z = np.abs(m0 - m1) / (2 * np.maximum(se, 1e-300))
         split = z > 4.0
     return np.isfinite(mean) & (dominated | split) & (total > 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training schedules: exact eigenbasis reference and Euler-Maruyama
+# ---------------------------------------------------------------------------------------------
+def _check_common(problem, times, realizations, seed):
+    if not isinstance(problem, Problem):
+        raise InvalidParameterError("problem", "a kdmft.Problem", type(problem).__name__)
+    t = check_times(times)
+    if np.isinf(t).any():
+        raise InvalidParameterError("times", "finite (a scheduled or time-stepped run has no t = inf)", "inf")
+    if isinstance(realizations, bool) or not isinstance(realizations, (int, np.integer)) or realizations < 2:
+        raise InvalidParameterError("realizations", "an integer >= 2", realizations)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InvalidParameterError("seed", "a non-negative integer", seed)
+    return t, int(realizations)
+
+
+def _chunked(problem: Problem, t: np.ndarray, R: int, seed: int, per_chunk, attrs: dict,
+             progress) -> xr.Dataset:
+    """Run ``per_chunk(rng, X) -> parts`` over chunks of data sets and average (as :func:`simulate`)."""
+    lam = problem.eigenvalues
+    P, N = problem.samples, problem.modes
+    sqrt_lam = np.sqrt(lam)
+    mom = _Moments((t.size,))
+    limit = 1 if max(P, N) <= 400 else None
+    with threadpool_limits(limits=limit, user_api="blas"):
+        for j in range(math.ceil(R / CHUNK)):
+            size = min(CHUNK, R - j * CHUNK)
+            rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(j,)))
+            X = rng.standard_normal((size, P, N)) * sqrt_lam        # the same X as simulate()
+            parts = per_chunk(rng, X)
+            parts["bias"] = parts["bias"] + problem.teacher_tail
+            parts["test_error"] = parts["bias"] + parts["noise_variance"] + parts["thermal_variance"]
+            parts["train_error"] = (parts["train_bias"] + parts["train_noise_variance"]
+                                    + parts["train_thermal_variance"])
+            mom.add(parts, j * CHUNK)
+            if progress is not None:
+                progress(j * CHUNK + size, R)
+    values = {}
+    heavy = np.zeros(t.size, dtype=bool)
+    for k in _OBS:
+        mean = mom.sum[k] / R
+        var = np.maximum(mom.sq[k] / R - mean * mean, 0.0) * R / (R - 1)
+        se = np.sqrt(var / R)
+        values[k] = mean
+        values[k + "_se"] = se
+        if k == "test_error":
+            heavy = _heavy_tail(mom, k, mean, se, R)
+    ds = curve_dataset(t, values, {"seed": int(seed), "realizations": R, **attrs, **problem.attrs()})
+    ds["test_error_heavy_tail"] = ("time", heavy.astype(np.int8), {
+        "long_name": "1 where the test-error standard error understates the uncertainty"})
+    return ds
+
+
+def _fine_cells(schedule, g: float, T: float, t: np.ndarray, cells: int):
+    """Cells of a fine t grid holding every output time and breakpoint: Δτ, g, T at midpoints."""
+    tmax = float(t.max())
+    pts = [np.linspace(0.0, tmax, cells + 1), t]
+    if schedule is not None:
+        pts.append(schedule.breakpoints(tmax))
+    fine = np.unique(np.concatenate(pts))
+    mid = 0.5 * (fine[1:] + fine[:-1])
+    h = np.diff(fine)
+    if schedule is None:
+        eta, gm, Tm = np.ones_like(mid), np.full_like(mid, g), np.full_like(mid, T)
+    else:
+        eta = schedule.factor("learning_rate", mid)
+        gm = g * schedule.factor("weight_decay", mid)
+        Tm = T * schedule.factor("temperature", mid)
+    out_idx = np.searchsorted(fine, t)          # fine[out_idx] == t
+    return eta * h, gm, Tm, out_idx
+
+
+def scheduled_factors(s: np.ndarray, dtau: np.ndarray, gm: np.ndarray, Tm: np.ndarray,
+                      out_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and thermal factors per eigenvalue of XᵀX under a schedule (exact per constant cell).
+
+    In τ = ∫η dt the propagator of direction i is exp(-s_i Δτ - ∫ g dτ); over a cell with constant
+    g and T: b <- e^{-x Δτ} b + (1 - e^{-x Δτ})/x and c <- e^{-2x Δτ} c + T (1 - e^{-2x Δτ})/x,
+    x = s_i + g (limits Δτ and 2TΔτ at x = 0). Midpoint g, T make it second order in the cell
+    size (exact for step schedules, whose jumps are cell boundaries).
+
+    Returns
+    -------
+    b, c : arrays (..., n_out)
+    """
+    s = np.asarray(s, dtype=np.float64)
+    b = np.zeros(s.shape)
+    c = np.zeros(s.shape)
+    nb = np.zeros(s.shape + (out_idx.size,))
+    nc = np.zeros(s.shape + (out_idx.size,))
+    want = {int(i): j for j, i in enumerate(out_idx)}
+    dup = [np.flatnonzero(out_idx == i) for i in np.unique(out_idx)]
+    if 0 in want:
+        pass  # zeros at t = 0
+    for i in range(dtau.size):
+        x = s + gm[i]
+        xh = x * dtau[i]
+        e1 = np.exp(-xh)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f1 = np.where(xh > 1e-12, -np.expm1(-xh) / np.where(x > 0, x, 1.0), dtau[i])
+            f2 = np.where(xh > 1e-12, -np.expm1(-2 * xh) / np.where(x > 0, x, 1.0), 2 * dtau[i])
+        b = e1 * b + f1
+        c = e1 * e1 * c + Tm[i] * f2
+        if i + 1 in want:
+            nb[..., want[i + 1]] = b
+            nc[..., want[i + 1]] = c
+    for group in dup:  # repeated output times
+        nb[..., group] = nb[..., group[-1:]]
+        nc[..., group] = nc[..., group[-1:]]
+    return nb, nc
+
+
+def simulate_schedule(problem: Problem, times: float | Sequence[float] | np.ndarray, schedule=None,
+                      realizations: int = 1000, seed: int = 0, *, cells: int = 4000,
+                      progress: Callable[[int, int], None] | None = None) -> xr.Dataset:
+    """Exact simulation with a training schedule (no time step), averaged over data sets.
+
+    With η(t), g(t), T(t) scalars times the identity, the propagator is a function of XᵀX alone,
+    U(t,u) = exp(-(τ(t)-τ(u)) XᵀX - (γ(t)-γ(u))), τ = ∫η, γ = ∫ηg, so every observable needs
+    only 1-D integrals per eigenvalue of XᵀX (:func:`scheduled_factors`, ``cells`` cells on
+    [0, max t]). Teacher and label noise are averaged exactly per data set, as in
+    :func:`simulate`, whose data sets (X) it shares for the same seed.
+
+    Parameters
+    ----------
+    problem : Problem
+    times : float or sequence
+        Finite times t >= 0.
+    schedule : kdmft.schedules.Schedule, optional
+        None = constant protocol (then this equals :func:`simulate` to ~1e-8).
+    realizations, seed, progress
+        As in :func:`simulate`.
+
+    Returns
+    -------
+    xarray.Dataset
+        The variables of :func:`simulate`; ``method = "exact-schedule"``.
+    """
+    t, R = _check_common(problem, times, realizations, seed)
+    lam, v = problem.eigenvalues, problem.task_power
+    g, T, s2 = problem.weight_decay, problem.temperature, problem.effective_noise_var
+    order = np.argsort(t, kind="stable")
+    dtau, gm, Tm, out_idx = _fine_cells(schedule, g, T, t[order], cells)
+    _, null_c = scheduled_factors(np.zeros(1), dtau, gm, Tm, out_idx)
+    inv = np.argsort(order)
+
+    def per_chunk(rng, X):
+        s, V, keep, rank = _spectral(X)
+        b, c = scheduled_factors(s, dtau, gm, Tm, out_idx)
+        return _errors_from_factors(s, V, keep, rank, lam, v, s2, problem.samples, b[..., inv], c[..., inv],
+                                    null_c[0][inv])
+
+    attrs = {"kind": "simulation", "method": "exact-schedule", "cells": cells}
+    if schedule is not None:
+        attrs["schedule"] = schedule.describe()
+    return _chunked(problem, t, R, seed, per_chunk, attrs, progress)
+
+
+def simulate_em(problem: Problem, times: float | Sequence[float] | np.ndarray, realizations: int = 1000,
+                seed: int = 0, *, dt: float = 1e-3, schedule=None,
+                progress: Callable[[int, int], None] | None = None) -> xr.Dataset:
+    """Euler-Maruyama simulation of the training SDE (with an optional schedule), batched over data sets.
+
+    ``dw = -η(t)[Xᵀ(Xw - y) + g(t) w] dt + sqrt(2 η(t) T(t)) dB`` is stepped with steps <= ``dt``
+    (each interval between output times is cut into equal steps), for a chunk of data sets at
+    once. Teacher w̄ ~ N(0, diag v), label noise ε ~ N(0, σ²) and the Brownian path are sampled;
+    because the dynamics are linear the weights split exactly into three trajectories driven by
+    w̄, by ε and by the Langevin noise, which gives the bias / label-noise / thermal parts (cross
+    terms have zero mean). The same seed gives the same data sets X as :func:`simulate`.
+
+    Parameters
+    ----------
+    dt : float
+        Largest step (SDE time). The scheme is stable only if dt η (s_max + g) < 2 for the largest
+        eigenvalue s_max of XᵀX; larger steps raise InvalidParameterError. Its weak error is O(dt).
+
+    Returns
+    -------
+    xarray.Dataset
+        As :func:`simulate`, with ``method = "euler-maruyama"`` and ``dt`` in attrs.
+    """
+    t, R = _check_common(problem, times, realizations, seed)
+    if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not math.isfinite(dt) or dt <= 0:
+        raise InvalidParameterError("dt", "a positive finite number", dt)
+    lam, v = problem.eigenvalues, problem.task_power
+    P, N = problem.samples, problem.modes
+    g, T, s2 = problem.weight_decay, problem.temperature, problem.effective_noise_var
+    order = np.argsort(t, kind="stable")
+    ts = t[order]
+    # Step boundaries: each gap between output times cut into equal steps <= dt.
+    edges = [0.0]
+    marks = []
+    for x in ts:
+        gap = x - edges[-1]
+        k = int(math.ceil(gap / dt - 1e-9)) if gap > 0 else 0
+        edges.extend(edges[-1] + gap * np.arange(1, k + 1) / k)
+        marks.append(len(edges) - 1)
+    edges = np.asarray(edges)
+    if edges.size > 2_000_000:
+        raise InvalidParameterError("dt", f"at least max(times) / 2e6 = {ts[-1] / 2e6:.3g}", dt)
+    left = edges[:-1]
+    h = np.diff(edges)
+    if schedule is None:
+        eta, gl, Tl = np.ones_like(left), np.full_like(left, g), np.full_like(left, T)
+    else:
+        eta = schedule.factor("learning_rate", left)
+        gl = g * schedule.factor("weight_decay", left)
+        Tl = T * schedule.factor("temperature", left)
+    sd = np.sqrt(2.0 * eta * Tl * h)
+    inv = np.argsort(order)
+    hmax = float(np.max(eta * h)) if h.size else 0.0
+    gmax = float(gl.max()) if gl.size else 0.0
+
+    def per_chunk(rng, X):
+        B = X.shape[0]
+        A = np.swapaxes(X, 1, 2) @ X
+        smax = float(np.linalg.eigvalsh(A).max())
+        if hmax * (smax + gmax) >= 2.0:
+            raise InvalidParameterError("dt", f"below {2.0 / (smax + gmax) / max(eta.max(), 1e-300):.3g} "
+                                        f"(Euler-Maruyama stability: dt η (s_max + g) < 2, s_max = {smax:.4g})",
+                                        dt)
+        wbar = rng.standard_normal((B, N)) * np.sqrt(v)
+        eps = rng.standard_normal((B, P)) * math.sqrt(s2)
+        force = np.stack([(A @ wbar[..., None])[..., 0], (np.swapaxes(X, 1, 2) @ eps[..., None])[..., 0]], axis=2)
+        Wt = np.zeros((B, N, 3))
+        out = {k: np.zeros((B, ts.size)) for k in PARTS}
+        m = 0
+        for i in range(h.size + 1):
+            while m < len(marks) and marks[m] == i:
+                eb = Wt[..., 0] - wbar
+                en, et = Wt[..., 1], Wt[..., 2]
+                out["bias"][:, m] = np.einsum("bn,n,bn->b", eb, lam, eb)
+                out["noise_variance"][:, m] = np.einsum("bn,n,bn->b", en, lam, en)
+                out["thermal_variance"][:, m] = np.einsum("bn,n,bn->b", et, lam, et)
+                rb = (X @ eb[..., None])[..., 0]
+                rn = (X @ en[..., None])[..., 0] - eps
+                rt = (X @ et[..., None])[..., 0]
+                out["train_bias"][:, m] = np.sum(rb * rb, axis=1) / P
+                out["train_noise_variance"][:, m] = np.sum(rn * rn, axis=1) / P
+                out["train_thermal_variance"][:, m] = np.sum(rt * rt, axis=1) / P
+                m += 1
+            if i == h.size:
+                break
+            drift = A @ Wt + gl[i] * Wt
+            drift[..., :2] -= force
+            Wt -= (eta[i] * h[i]) * drift
+            if sd[i] > 0:
+                Wt[..., 2] += sd[i] * rng.standard_normal((B, N))
+        return {k: x[:, inv] for k, x in out.items()}
+
+    attrs = {"kind": "simulation", "method": "euler-maruyama", "dt": float(dt)}
+    if schedule is not None:
+        attrs["schedule"] = schedule.describe()
+    return _chunked(problem, t, R, seed, per_chunk, attrs, progress)
