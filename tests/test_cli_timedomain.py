@@ -65,3 +65,22 @@ def test_schedule_flag_changes_the_curve():
     ann = json.loads(run_inproc(*args, "--temperature-schedule", "exponential:rate=1")[1])
     np.testing.assert_allclose(one["thermal_variance"], plain["thermal_variance"], rtol=1e-6)
     assert ann["thermal_variance"][1] < 0.5 * plain["thermal_variance"][1]
+
+
+def test_run_with_schedule_config(tmp_path):
+    """kdmft run: [theory] solver/dt and a [schedule] table give the scheduled theory beside the
+    scheduled exact simulation; --solver laplace with a schedule is a one-line error, no file."""
+    from kdmft.io import read_netcdf
+
+    cfg = tmp_path / "anneal.toml"
+    cfg.write_text("[problem]\nmodes = 30\nalpha = 0.5\nsamples = 30\nweight_decay = 0.1\ntemperature = 0.1\n"
+                   "[times]\nvalues = [0.5, 2.0]\n[simulation]\nrealizations = 32\n"
+                   "[theory]\nsolver = \"time-domain\"\ndt = 0.02\n"
+                   "[schedule.temperature]\nshape = \"exponential\"\nrate = 0.5\n")
+    code, out, err = run_inproc("run", str(cfg), "-o", str(tmp_path / "out"), "--no-plot")
+    assert code == 0, err
+    ds = read_netcdf(tmp_path / "out" / "kdmft_run.nc")
+    assert ds.attrs["method"] == "time-domain" and "exponential" in ds.attrs["schedule"]
+    assert np.all(np.abs(ds.test_error.values / ds.sim_test_error.values - 1) < 0.05)
+    code, out, err = run_inproc("run", str(cfg), "-o", str(tmp_path / "out2"), "--no-plot", "--solver", "laplace")
+    assert code == 2 and err.startswith("error: ") and not (tmp_path / "out2").exists()

@@ -254,6 +254,10 @@ def run(
         "--realizations", help="Simulated data sets (default 2000).")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Random seed (default 0).")] = None,
     no_plot: Annotated[bool, typer.Option("--no-plot", help="Skip the PNG figure.")] = False,
+    solver: Annotated[str | None, typer.Option(
+        "--solver", help="DMFT solver: laplace or time-domain (default: [theory] solver, else laplace).")] = None,
+    dt: Annotated[float | None, typer.Option(
+        "--dt", help="Time step of the time-domain solver (SDE time units; default [theory] dt, else 0.01).")] = None,
 ) -> None:
     """Main job: DMFT curve beside ground truth, a table, a netCDF results file and a figure."""
     def body():
@@ -273,6 +277,10 @@ def run(
             cfg.dataset.seed = seed
         if no_plot:
             cfg.output.plot = False
+        if solver is not None:
+            cfg.theory.solver = solver
+        if dt is not None:
+            cfg.theory.dt = dt
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             if cfg.dataset.name is not None:

@@ -286,6 +286,34 @@ class OutputConfig:
 
 
 @dataclass
+class TheoryConfig:
+    """DMFT solver of ``kdmft run``: ``solver`` = "laplace" or "time-domain", ``dt`` its step."""
+
+    solver: str = "laplace"
+    dt: float | None = None
+
+    _types = {"solver": str, "dt": float}
+
+
+@dataclass
+class ScheduleConfig:
+    """``[schedule.learning_rate]``, ``[schedule.weight_decay]``, ``[schedule.temperature]`` tables
+    (see :mod:`kdmft.schedules`); a schedule needs the time-domain solver."""
+
+    learning_rate: dict | None = None
+    weight_decay: dict | None = None
+    temperature: dict | None = None
+
+    _types = {"learning_rate": dict, "weight_decay": dict, "temperature": dict}
+
+    def build(self):
+        """The :class:`~kdmft.schedules.Schedule`, or None when no table is given."""
+        from .schedules import schedule_from_dict
+
+        return schedule_from_dict({k: v for k, v in dataclasses.asdict(self).items() if v is not None})
+
+
+@dataclass
 class RunConfig:
     """Everything ``kdmft run`` needs; ``to_dict`` is stored in results files."""
 
@@ -294,10 +322,13 @@ class RunConfig:
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    theory: TheoryConfig = field(default_factory=TheoryConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     base_dir: str = "."
 
     _tables = {"problem": ProblemConfig, "times": TimesConfig, "simulation": SimulationConfig,
-               "dataset": DatasetConfig, "output": OutputConfig}
+               "dataset": DatasetConfig, "output": OutputConfig, "theory": TheoryConfig,
+               "schedule": ScheduleConfig}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], base_dir: str | Path = ".") -> RunConfig:

@@ -51,13 +51,30 @@ def run_problem(cfg: RunConfig, progress: Progress | None = None) -> xr.Dataset:
     """DMFT curve, exact simulation and optimal stopping for the config's problem."""
     pc = cfg.problem.resolved()
     problem = pc.build(Path(cfg.base_dir))
-    times = np.concatenate([cfg.times.array(), [math.inf]])
-    theory = learning_curve(problem, times)
+    schedule = cfg.schedule.build()
+    scheduled = schedule is not None and not schedule.is_constant
+    times = cfg.times.array() if scheduled else np.concatenate([cfg.times.array(), [math.inf]])
+    if cfg.theory.solver == "laplace" and cfg.theory.dt is None and schedule is None:
+        theory = learning_curve(problem, times)
+    else:
+        theory = learning_curve(problem, times, method=cfg.theory.solver, dt=cfg.theory.dt, schedule=schedule)
     finite = times[np.isfinite(times)]
-    stop = optimal_stopping(problem, t_min=float(finite.min()), t_max=float(finite.max()))
+    if scheduled:  # optimal_stopping assumes a constant protocol
+        from types import SimpleNamespace
+
+        stop = SimpleNamespace(t_star=math.nan, test_error=math.nan, status="not computed with a schedule")
+    else:
+        stop = optimal_stopping(problem, t_min=float(finite.min()), t_max=float(finite.max()))
     ds = theory
     attrs = _attrs_common(cfg, problem)
-    if cfg.simulation.enabled:
+    if cfg.simulation.enabled and scheduled:
+        from .simulate import simulate_schedule
+
+        sim = simulate_schedule(problem, times, schedule, cfg.simulation.realizations, cfg.simulation.seed,
+                                progress=progress)
+        ds = _merge(theory, sim, "sim")
+        attrs.update(seed=cfg.simulation.seed, realizations=cfg.simulation.realizations)
+    elif cfg.simulation.enabled:
         sim = simulate(problem, times, cfg.simulation.realizations, cfg.simulation.seed, progress=progress)
         ds = _merge(theory, sim, "sim")
         attrs.update(seed=cfg.simulation.seed, realizations=cfg.simulation.realizations)
