@@ -247,7 +247,8 @@ def _with_progress(fn, label: str, *, enabled: bool = True):
 def run(
     config: Annotated[Path | None, typer.Argument(help="TOML config file (default: the built-in problem).")] = None,
     dataset: Annotated[str | None, typer.Option(
-        "--dataset", help="Use a real data set's kernel spectrum (digits).")] = None,
+        "--dataset", help="Use a real data set's kernel spectrum (digits, breast_cancer, wine, iris, "
+                          "diabetes; kernel etc. in the config's [dataset] table).")] = None,
     output_dir: Annotated[Path | None, typer.Option(
         "--output-dir", "-o", help="Directory for the results file and figure (default kdmft-results).")] = None,
     realizations: Annotated[int | None, typer.Option(
