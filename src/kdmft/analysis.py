@@ -13,12 +13,13 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import optimize, special, stats
 
 from .errors import InvalidParameterError
 from .model import Problem
 
-__all__ = ["StoppingResult", "optimal_stopping", "PowerLawFit", "fit_power_law"]
+__all__ = ["StoppingResult", "optimal_stopping", "PowerLawFit", "fit_power_law", "population_exponents",
+           "population_t_star", "population_optimum"]
 
 
 @dataclass(frozen=True)
@@ -212,3 +213,89 @@ def fit_power_law(x: np.ndarray, y: np.ndarray, *, window: tuple[float, float] |
     return PowerLawFit(slope=b, slope_ci=(b - half, b + half), prefactor=math.exp(a),
                        window=(math.exp(lx[0]), math.exp(lx[-1])), n_points=n, rms=rms,
                        confidence=float(confidence))
+
+
+def population_exponents(alpha: float, task_exponent: float = 0.0) -> dict[str, float]:
+    """Asymptotic scaling exponents of the population approximation (THEORY.md section 5).
+
+    With λ_k ∝ k^-(1+α), v_k = k^-β, g = 0 and σ² = 0, the population approximation gives
+    bias(t) ∝ (Pt)^-r with r = (α+β)/(1+α) and thermal(t) ∝ (T/P)(Pt)^q with q = 1/(1+α), so
+    the optimum solves r·bias = q·thermal and (Pt*)^(r+q) ∝ P/T. For β = 0 these are the
+    section-5 statements (E ∝ t^-α/(1+α), t* ∝ 1/T independent of P, E(t*) ∝ (P/T)^-α/(1+α));
+    β ≠ 0 follows from the same sums (our extension, same approximation).
+
+    Returns
+    -------
+    dict
+        ``E_t``: slope of E against t (gradient flow, unlimited data); ``E_P``: of E(t = inf)
+        against P (ridgeless, noiseless, N >> P); ``E_N``: of E against N (teacher wider than
+        the student, P >> N); ``Eopt_P``, ``Eopt_T``: of E(t*) against P and T; ``topt_P``,
+        ``topt_T``: of t* against P and T; ``bias_over_variance``: B(t*)/V(t*) = q/r.
+    """
+    a, b = float(alpha), float(task_exponent)
+    if not (a > 0 and math.isfinite(a)):
+        raise InvalidParameterError("alpha", "a positive finite number", alpha)
+    if not (math.isfinite(b) and a + b > 0):
+        raise InvalidParameterError("task_exponent", f"a finite number > -alpha = {-a}", task_exponent)
+    r = (a + b) / (1 + a)
+    q = 1 / (1 + a)
+    s = r + q
+    return {"E_t": -r, "E_P": -(a + b), "E_N": -(a + b), "Eopt_P": -r / s, "Eopt_T": r / s,
+            "topt_P": 1 / s - 1, "topt_T": -1 / s, "bias_over_variance": q / r}
+
+
+def population_t_star(alpha: float, samples: float, temperature: float, *, task_exponent: float = 0.0,
+                      lambda1: float = 1.0) -> float:
+    """Optimal stopping time of the population approximation (g = 0, σ² = 0, N, P -> inf).
+
+    Setting d/dt [Σ v_k λ_k e^{-2Pλ_k t} + (T/P) Σ (1 - e^{-2Pλ_k t})] = 0 and replacing the
+    sums by integrals over λ = λ_1 k^-(1+α) gives, with b = 1/(1+α) and c = 2Pt*,
+
+        c^(1+βb) = P λ_1^(-βb) Γ(2 - b + βb) / (T Γ(1 - b)),
+
+    which for β = 0 is THEORY.md's t* = α / (2(1+α)T), independent of P and λ_1.
+    """
+    a, beta = float(alpha), float(task_exponent)
+    P, T, l1 = float(samples), float(temperature), float(lambda1)
+    if not (a > 0 and P > 0 and T > 0 and l1 > 0):
+        raise InvalidParameterError("alpha, samples, temperature, lambda1", "positive numbers",
+                                    (alpha, samples, temperature, lambda1))
+    b = 1 / (1 + a)
+    if 2 - b + beta * b <= 0 or 1 + beta * b <= 0:
+        raise InvalidParameterError("task_exponent", f"> {-(1 + a)} (a convergent bias rate)", task_exponent)
+    log_c = (math.log(P) - beta * b * math.log(l1) + special.gammaln(2 - b + beta * b)
+             - math.log(T) - special.gammaln(1 - b)) / (1 + beta * b)
+    return math.exp(log_c) / (2 * P)
+
+
+def population_optimum(eigenvalues: np.ndarray, task_power: np.ndarray, samples: float, temperature: float, *,
+                       t_min: float = 1e-4, t_max: float = 1e8) -> float:
+    """t* of the population sums with the actual (finite) spectrum, g = 0, σ² = 0.
+
+    Minimises bias(t) + thermal(t) = Σ v_k λ_k e^{-2Pλ_k t} + (T/P) Σ (1 - e^{-2Pλ_k t}) over log t
+    (no integral approximation): the population optimum at finite N. Compared with
+    :func:`population_t_star` it isolates the effect of the spectrum's cutoff (for α = 0.5 the
+    variance rate Σ λ_k e^{-2Pλ_k t} converges only like N^-1/2); compared with the DMFT t* it
+    isolates the finite-P effects. Returns NaN when the minimum lies on the edge of the range.
+    """
+    from .theory.closed_forms import population_curve
+
+    lam = np.asarray(eigenvalues, dtype=np.float64)
+    v = np.asarray(task_power, dtype=np.float64)
+    P, T = float(samples), float(temperature)
+    if not (P > 0 and T > 0 and 0 < t_min < t_max < math.inf):
+        raise InvalidParameterError("samples, temperature, t_min, t_max", "positive, with t_min < t_max",
+                                    (samples, temperature, t_min, t_max))
+
+    def energy(logt: np.ndarray) -> np.ndarray:
+        c = population_curve(lam, v, P, T, np.exp(np.atleast_1d(logt)))
+        return c["bias"] + c["thermal_variance"]
+
+    grid = np.linspace(math.log(t_min), math.log(t_max), 161)
+    e = energy(grid)
+    i = int(np.argmin(e))
+    if i in (0, grid.size - 1):
+        return math.nan
+    res = optimize.minimize_scalar(lambda x: float(energy(x)[0]), bounds=(grid[i - 1], grid[i + 1]),
+                                   method="bounded", options={"xatol": 1e-9})
+    return math.exp(res.x)
