@@ -632,7 +632,8 @@ def _phase(ds: xr.Dataset, out: Path) -> tuple[list[str], dict, list[Path]]:
     e_late = sub["test_error"].sel(time=tl).values
     gain = e_late / es
     plt = _plt()
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
+    fig.subplots_adjust(wspace=0.4)
     for ax, arr, title in ((axes[0], ts, "t* (optimal stopping time)"), (axes[1], es, "E(t*)"),
                            (axes[2], gain, f"E(t={_g(tl)}) / E(t*): gain of stopping")):
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -649,11 +650,23 @@ def _phase(ds: xr.Dataset, out: Path) -> tuple[list[str], dict, list[Path]]:
         fig.colorbar(im, ax=ax)
     path = _save(fig, out / "phase_gT.png")
     n_int = int((st == 0).sum())
+    p0 = point_parameters(ds, {**sel, "weight_decay": float(g.min()), "temperature": float(T[0])})
+    i0 = int(np.argmin(g))
+    pop_txt = ""
+    if p0["alpha"] is not None:
+        pop = np.array([population_t_star(p0["alpha"], p0["samples"], Tj, task_exponent=p0["task_exponent"],
+                                          lambda1=p0["lambda1"]) for Tj in T])
+        ratio = ts[i0] / pop
+        if np.isfinite(ratio).any():
+            pop_txt = (f" At g = {_g(g[i0])}, t*/t*_pop (t*_pop = α/(2(1+α)T) for an isotropic task) ranges over "
+                       f"{np.nanmin(ratio):.3g} – {np.nanmax(ratio):.3g} along T (finite P = {_g(p0['samples'])}, "
+                       f"N = {_g(p0['modes'])}: see claim (iii)).")
+    gt = np.array([b["smallest_g_without_optimum"] or np.nan for b in boundary]) * np.nanmax(ts[i0:i0 + 1], axis=0)
     lines += [f"{_sel_text(sel)}: {n_int} of {st.size} (g, T) cells have an interior optimum. t* ranges over "
               f"{_g(np.nanmin(ts))} – {_g(np.nanmax(ts))} and E(t*) over {_g(np.nanmin(es))} – "
-              f"{_g(np.nanmax(es))}. Along T, t* follows ≈ α/(2(1+α)T) at small g; weight decay leaves it "
-              f"almost unchanged until g ~ 1/t*, where the late-time error drops to the optimum and the optimum "
-              f"disappears (grey cells: the curve decreases monotonically to its ridge plateau).", ""]
+              f"{_g(np.nanmax(es))}.{pop_txt} Weight decay leaves t* almost unchanged until g approaches 1/t*; "
+              f"then the optimum disappears (grey cells: E decreases monotonically to its ridge plateau). The "
+              f"boundary value g_c·t*(g_min) is {_g(np.nanmin(gt), 3)} – {_g(np.nanmax(gt), 3)} over T.", ""]
     rows = [[_g(b["temperature"]), _g(b["smallest_g_without_optimum"]),
              "-" if b["t_opt_range"] is None else f"{_g(b['t_opt_range'][0])} – {_g(b['t_opt_range'][1])}"]
             for b in boundary]
