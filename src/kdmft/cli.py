@@ -500,7 +500,7 @@ def main() -> None:
     sys.exit(rv if isinstance(rv, int) else 0)
 
 
-from . import cli_realdata  # noqa: E402,F401  (registers `kdmft spectrum` and `kdmft compare`)
+from . import cli_modes, cli_realdata  # noqa: E402,F401  (register `kdmft modes`, `spectrum`, `compare`)
 
 if __name__ == "__main__":
     main()

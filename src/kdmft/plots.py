@@ -9,7 +9,7 @@ import xarray as xr
 
 from .io import atomic_path
 
-__all__ = ["plot_learning_curve", "plot_real_data"]
+__all__ = ["plot_learning_curve", "plot_real_data", "plot_mode_distributions"]
 
 _COLORS = {"test_error": "k", "bias": "tab:blue", "noise_variance": "tab:orange",
            "thermal_variance": "tab:red"}
@@ -24,6 +24,15 @@ def _figure():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _save(plt, fig, path: str | Path) -> Path:
+    """Write ``fig`` as PNG atomically and close it."""
+    out = Path(path)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=130, format="png")
+    plt.close(fig)
+    return out
 
 
 def _finite_positive(t: np.ndarray) -> np.ndarray:
@@ -68,11 +77,7 @@ def plot_learning_curve(theory: xr.Dataset, path: str | Path, *, simulation: xr.
         ax.set_title(title, fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8, loc="best")
-    out = Path(path)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=130, format="png")
-    plt.close(fig)
-    return out
+    return _save(plt, fig, path)
 
 
 def plot_real_data(theory: xr.Dataset, measured: xr.Dataset, path: str | Path, *, title: str = "") -> Path:
@@ -104,8 +109,63 @@ def plot_real_data(theory: xr.Dataset, measured: xr.Dataset, path: str | Path, *
     ax.grid(True, alpha=0.3)
     ax2.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-    out = Path(path)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=130, format="png")
-    plt.close(fig)
-    return out
+    return _save(plt, fig, path)
+
+
+def plot_mode_distributions(process: xr.Dataset, samples: xr.Dataset, path: str | Path, *,
+                            reference: xr.Dataset | None = None, title: str = "") -> Path:
+    """Histograms of simulated w_k(t) against the DMFT Gaussian, and a QQ plot per mode.
+
+    One row per mode: a panel per time with the histogram of ``samples`` (and of ``reference``,
+    e.g. DMFT samples, as a step line when given) over the theory density, then a QQ plot of the
+    standardised residuals z = (w_k - m_k w̄_k)/sqrt(c_k(t,t)) against N(0, 1).
+    """
+    from scipy import stats
+
+    plt = _figure()
+    modes = samples["mode"].values
+    times = samples["time"].values
+    p = process.sel(mode=modes, time=times)
+    K, nt = modes.size, times.size
+    fig, axes = plt.subplots(K, nt + 1, figsize=(2.6 * (nt + 1), 2.3 * K), constrained_layout=True, squeeze=False)
+    w = samples["amplitude"].values
+    wbar = samples["teacher"].values
+    for i, k in enumerate(modes):
+        qq = axes[i, nt]
+        for j, t in enumerate(times):
+            ax = axes[i, j]
+            m = float(p["mean_factor"].values[i, j])
+            sd = float(np.sqrt(p["variance"].values[i, j]))
+            x = w[:, i, j]
+            ax.hist(x, bins=40, density=True, color="0.75", label="simulation")
+            if reference is not None:
+                ax.hist(reference["amplitude"].values[:, i, j], bins=40, density=True, histtype="step",
+                        color="tab:blue", label="DMFT samples")
+            if sd > 0:
+                # Theory density: the mixture over the samples' teacher values (one Gaussian if fixed).
+                grid = np.linspace(x.min(), x.max(), 200)
+                centres = np.unique(np.round(m * wbar[:, i], 12))
+                if centres.size <= 1:
+                    dens = stats.norm.pdf(grid, centres[0] if centres.size else 0.0, sd)
+                else:
+                    sd_tot = float(np.sqrt(sd**2 + m * m * np.var(wbar[:, i])))
+                    dens = stats.norm.pdf(grid, m * float(np.mean(wbar[:, i])), sd_tot)
+                ax.plot(grid, dens, color="k", lw=1.4, label="DMFT")
+                z = np.sort((x - m * wbar[:, i]) / sd)
+                q = stats.norm.ppf((np.arange(z.size) + 0.5) / z.size)
+                qq.plot(q, z, ".", ms=2, label=f"t = {t:.3g}")
+            ax.set_title(f"k = {k}, t = {t:.3g}", fontsize=8)
+            ax.tick_params(labelsize=7)
+            if i == 0 and j == 0:
+                ax.legend(fontsize=6)
+        lim = 4.0
+        qq.plot([-lim, lim], [-lim, lim], "k-", lw=1)
+        qq.set_xlim(-lim, lim)
+        qq.set_ylim(-lim, lim)
+        qq.set_title(f"k = {k}: QQ of residuals", fontsize=8)
+        qq.set_xlabel("N(0,1) quantile", fontsize=7)
+        qq.tick_params(labelsize=7)
+        qq.legend(fontsize=6)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return _save(plt, fig, path)

@@ -32,12 +32,14 @@ import numpy as np
 import xarray as xr
 from threadpoolctl import threadpool_limits
 
+from ._version import __version__
 from .errors import HeavyTailWarning, InvalidParameterError
 from .model import Problem
 from .results import PARTS, curve_dataset
 from .theory import check_times
 
-__all__ = ["simulate", "dataset_errors", "CHUNK", "simulate_schedule", "simulate_em", "scheduled_factors"]
+__all__ = ["simulate", "dataset_errors", "CHUNK", "simulate_schedule", "simulate_em", "scheduled_factors",
+           "simulate_modes"]
 
 CHUNK = 32
 _OBS = ("test_error", "train_error") + PARTS
@@ -517,3 +519,109 @@ def simulate_em(problem: Problem, times: float | Sequence[float] | np.ndarray, r
     if schedule is not None:
         attrs["schedule"] = schedule.describe()
     return _chunked(problem, t, R, seed, per_chunk, attrs, progress)
+
+
+# ---------------------------------------------------------------------------------------------
+# Mode amplitudes: exact samples of w_k(t) for the single-mode processes
+# ---------------------------------------------------------------------------------------------
+def _ou_step(rate: np.ndarray, dt: float, T: float) -> tuple[np.ndarray, np.ndarray]:
+    """Decay e^{-rate dt} and noise standard deviation of an exact OU step (Brownian at rate 0)."""
+    decay = np.exp(-rate * dt)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = np.where(rate * dt > 1e-12, -T * np.expm1(-2.0 * rate * dt) / np.where(rate > 0, rate, 1.0),
+                       2.0 * T * dt)
+    return decay, np.sqrt(np.maximum(var, 0.0))
+
+
+def simulate_modes(problem: Problem, modes: int | Sequence[int], times: float | Sequence[float] | np.ndarray,
+                   realizations: int = 1000, seed: int = 0, *, teacher=None,
+                   progress: Callable[[int, int], None] | None = None) -> xr.Dataset:
+    """Exact samples of the student mode amplitudes w_k(t) (eigenbasis of Λ), one trajectory per data set.
+
+    For each data set X the training SDE is solved exactly in the eigenbasis of XᵀX + gI (no time
+    step): the mean V diag((1 - e^{-d t})/d) Vᵀ Xᵀ y, plus the Langevin part sampled as exact
+    Ornstein-Uhlenbeck steps between the sorted times in every direction (the null space of XᵀX
+    relaxes at rate g, or diffuses when g = 0). Label noise ε ~ N(0, σ²) (teacher tail included)
+    is sampled. Each trajectory is an exact joint sample over the times.
+
+    Parameters
+    ----------
+    problem : Problem
+    modes : int or sequence of int
+        1-based mode indices k.
+    times : sequence of float
+        Distinct finite times t >= 0.
+    realizations : int
+        Number of data sets (>= 2), one trajectory each.
+    seed : int
+        Non-negative seed; the data sets X are those of :func:`simulate` with the same seed.
+    teacher : None, "random" or array (N,)
+        None → the fixed teacher w̄_k = sqrt(v_k) (every mode at its typical size); "random" →
+        w̄ ~ N(0, diag v) per data set; an array → that fixed teacher.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``amplitude`` (realization, mode, time) and ``teacher`` (realization, mode), as
+        :func:`kdmft.theory.single_mode.sample_modes`; seed, realizations, problem in attrs.
+    """
+    from .theory.single_mode import _finite_times, check_mode_indices, resolve_teacher
+
+    if not isinstance(problem, Problem):
+        raise InvalidParameterError("problem", "a kdmft.Problem", type(problem).__name__)
+    k = check_mode_indices(modes, problem.modes) - 1
+    t = _finite_times(times)
+    _, R = _check_common(problem, t, realizations, seed)
+    lam, v = problem.eigenvalues, problem.task_power
+    P, N = problem.samples, problem.modes
+    g, T, s2 = problem.weight_decay, problem.temperature, problem.effective_noise_var
+    fixed = resolve_teacher(teacher, v)
+    order = np.argsort(t)
+    ts = t[order]
+    gaps = np.diff(np.r_[0.0, ts])
+    sqrt_lam = np.sqrt(lam)
+    out = np.empty((R, k.size, t.size))
+    wout = np.empty((R, k.size))
+    limit = 1 if max(P, N) <= 400 else None
+    with threadpool_limits(limits=limit, user_api="blas"):
+        for j in range(math.ceil(R / CHUNK)):
+            size = min(CHUNK, R - j * CHUNK)
+            rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(j,)))
+            X = rng.standard_normal((size, P, N)) * sqrt_lam          # the same X as simulate()
+            sub = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(j, 1)))
+            wbar = (sub.standard_normal((size, N)) * np.sqrt(v) if fixed is None
+                    else np.broadcast_to(fixed, (size, N)))
+            eps = sub.standard_normal((size, P)) * math.sqrt(s2)
+            y = (X @ wbar[..., None])[..., 0] + eps
+            s, V, keep, _ = _spectral(X)
+            d = s + g
+            q = np.einsum("bnr,bpn,bp->br", V, X, y)                  # Vᵀ Xᵀ y
+            Vk = V[:, k, :]                                           # (B, K, r)
+            x = np.zeros_like(s)                                      # Langevin part, kept directions
+            z = np.zeros((size, N))                                   # isotropic OU at rate g (null space)
+            traj = np.empty((size, k.size, t.size))
+            for i, (tt, gap) in enumerate(zip(ts, gaps, strict=True)):
+                if T > 0 and gap > 0:
+                    dec, sd = _ou_step(d, gap, T)
+                    x = dec * x + sd * sub.standard_normal(x.shape)
+                    dec0, sd0 = _ou_step(np.array(g), gap, T)
+                    z = dec0 * z + sd0 * sub.standard_normal(z.shape)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    b = np.where(keep, -np.expm1(-d * tt) / np.where(keep, d, 1.0), 0.0)
+                w = np.einsum("bkr,br->bk", Vk, b * q + x * keep)
+                if T > 0:
+                    # null-space projection of z: z - V Vᵀ z (V is zero on dropped directions)
+                    w += z[:, k] - np.einsum("bkr,br->bk", Vk, np.einsum("bnr,bn->br", V, z))
+                traj[:, :, i] = w
+            out[j * CHUNK:j * CHUNK + size] = traj[:, :, np.argsort(order)]
+            wout[j * CHUNK:j * CHUNK + size] = wbar[:, k]
+            if progress is not None:
+                progress(j * CHUNK + size, R)
+    return xr.Dataset(
+        {"amplitude": (("realization", "mode", "time"), out, {"long_name": "w_k(t) (exact simulation)"}),
+         "teacher": (("realization", "mode"), wout, {"long_name": "teacher amplitude w̄_k"})},
+        coords={"mode": k + 1, "time": t},
+        attrs={"kind": "mode_samples", "method": "exact", "seed": int(seed), "realizations": R,
+               "kdmft_version": __version__,
+               "teacher": "random" if fixed is None else ("sqrt(v)" if teacher is None else "given"),
+               **problem.attrs()})

@@ -66,7 +66,7 @@ import scipy.fft
 from ..errors import ConvergenceError, InvalidParameterError
 
 __all__ = ["response_sequences", "timedomain_parts", "ProtocolGrid", "constant_protocol", "MAX_STEPS",
-           "closure_diagonals", "mode_correlation", "PARTS"]
+           "closure_diagonals", "mode_covariances", "PARTS"]
 
 PARTS = ("bias", "noise_variance", "thermal_variance",
          "train_bias", "train_noise_variance", "train_thermal_variance")
@@ -321,20 +321,29 @@ def closure_diagonals(lam: np.ndarray, v: np.ndarray, P: int, noise_var: float, 
     return out
 
 
-def mode_correlation(k: int, lam: np.ndarray, v: np.ndarray, P: int, noise_var: float, grid: ProtocolGrid,
-                     r: np.ndarray, kappa: np.ndarray, *, oversample: float = OVERSAMPLE
+def mode_covariances(ks: np.ndarray, lam: np.ndarray, v: np.ndarray, P: int, noise_var: float,
+                     grid: ProtocolGrid, r: np.ndarray, kappa: np.ndarray, *, oversample: float = OVERSAMPLE
                      ) -> tuple[np.ndarray, np.ndarray]:
-    """Two-time covariance of mode k and its mean factor on the grid (for the single-mode process).
+    """Mean factors and two-time covariances of modes ``ks`` on the grid (single-mode processes).
+
+    Parameters
+    ----------
+    ks : int array (K,)
+        Zero-based mode indices.
+    lam, v, P, noise_var, grid, r, kappa
+        As in :func:`closure_diagonals`.
 
     Returns
     -------
-    a : array (n,)
-        Mean factor: E[e_k(t) | w̄_k] = -a_k(t) w̄_k.
-    cov : array (n, n)
-        Cov[e_k(t), e_k(s) | w̄_k] = C_k(t,s) - v_k a_k(t) a_k(s): label-noise, data and thermal
-        fluctuations (the full 2-D transform is formed, so keep n modest).
+    a : array (K, n)
+        Mean factors: E[e_k(t) | w̄_k] = -a_k(t) w̄_k, a_k = R_k * (δ + g), a_k(0) = 1.
+    cov : array (K, n, n)
+        Cov[e_k(t), e_k(s) | w̄_k] = P λ_k (R_k ⊗ R_k)[C_Δ] + thermal part: data, label-noise and
+        Langevin fluctuations. The full M x M transform (M ≈ 3n) is formed, so memory is
+        O(n²): keep n modest (see :data:`MAX_MODE_STEPS`).
     """
     n, dt = grid.n, grid.dtau
+    ks = np.asarray(ks, dtype=int)
     zg = _ZGrid(n, oversample)
     M = zg.M
     E = np.exp(grid.gauge)
@@ -343,51 +352,75 @@ def mode_correlation(k: int, lam: np.ndarray, v: np.ndarray, P: int, noise_var: 
     Hh = zg.fwd(_cq_weights(grid.weight_decay * E, dt))
     Ah = Rh * (1.0 + Hh)[None, :]
     Eh = zg.fwd(_cq_weights(E, dt))
-    Th = _thermal_transform(zg, grid)
-    trap = zg.zeta / (1.0 + zg.zeta)
-    S = (Rh.T * lam**2) @ Rh
     GG = Gh[:, None] * Gh[None, :]
-    W = P * GG * S
-    den = 1.0 - W
-    Cu = ((Ah.T * lam * v) @ Ah + noise_var * W * Eh[:, None] * Eh[None, :]) / den
-    if np.any(grid.temperature > 0):
-        idx = (np.arange(M)[:, None] + np.arange(M)[None, :]) % M
-        src = 8.0 * dt * trap[:, None] * trap[None, :] * ((Rh.T * lam) @ Rh) * Th[idx]
-        Cu = Cu + src / den
-        Tk = 8.0 * dt * trap[:, None] * trap[None, :] * np.outer(Rh[k], Rh[k]) * Th[idx]
-    else:
-        Tk = 0.0
-    Cd = GG * (Cu + noise_var * Eh[:, None] * Eh[None, :])
-    Ck = P * lam[k] * np.outer(Rh[k], Rh[k]) * Cd + Tk          # without the bias term
-    c = scipy.fft.ifft2(Ck).real[:n, :n] / np.outer(zg.scale, zg.scale) / dt**2
+    W = P * GG * ((Rh.T * lam**2) @ Rh)                       # P G1 G2 Σ λ² R R
+    EE = noise_var * Eh[:, None] * Eh[None, :]
+    Cu = (Ah.T * lam * v) @ Ah + W * EE
+    has_T = bool(np.any(grid.temperature > 0))
+    if has_T:
+        trap = zg.zeta / (1.0 + zg.zeta)
+        Th = _thermal_transform(zg, grid)
+        # The thermal source 8 dt ζ1ζ2/((1+ζ1)(1+ζ2)) T̂(ζ1ζ2) without its mode factor R̂_k R̂_k.
+        src = 8.0 * dt * trap[:, None] * trap[None, :] * Th[(np.arange(M)[:, None] + np.arange(M)[None, :]) % M]
+        Cu += src * ((Rh.T * lam) @ Rh)
+    Cu /= 1.0 - W
+    Cd = GG * (Cu + EE)
+    del Cu, EE, GG, W
+    scale = np.outer(zg.scale, zg.scale) * dt**2
     gauge = np.exp(-grid.gauge)
-    cov = c * np.outer(gauge, gauge)
-    a = scipy.fft.ifft(Ah[k]).real[:n] / zg.scale / dt * gauge
-    a[0] = 1.0
-    cov[0, :] = 0.0
-    cov[:, 0] = 0.0
-    return a, 0.5 * (cov + cov.T)
+    a = np.empty((ks.size, n))
+    cov = np.empty((ks.size, n, n))
+    for i, k in enumerate(ks):
+        RR = np.outer(Rh[k], Rh[k])
+        Ck = P * lam[k] * RR * Cd
+        if has_T:
+            Ck += RR * src
+        c = scipy.fft.ifft2(Ck).real[:n, :n] / scale * np.outer(gauge, gauge)
+        c[0, :] = 0.0
+        c[:, 0] = 0.0
+        cov[i] = 0.5 * (c + c.T)
+        a[i] = scipy.fft.ifft(Ah[k]).real[:n] / zg.scale / dt * gauge
+        a[i, 0] = 1.0
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(cov))):
+        raise ConvergenceError("time-domain single-mode covariance produced non-finite values; reduce dt")
+    return a, cov
 
 
 # ---------------------------------------------------------------------------------------------
 # front end: times -> grid -> parts
 # ---------------------------------------------------------------------------------------------
-def _interp(grid_t: np.ndarray, values: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Cubic (4-point Lagrange) interpolation on a uniform grid; exact at grid points."""
+def _interp_weights(grid_t: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (4, nt) and weights (4, nt) of cubic (4-point Lagrange) interpolation on a uniform grid.
+
+    A time on a grid point (to 1e-9 steps) gets that point alone, so grid values are exact.
+    """
     h = grid_t[1] - grid_t[0]
     n = grid_t.size
     x = t / h
     i0 = np.clip(np.floor(x).astype(int) - 1, 0, n - 4)
-    out = np.zeros(t.size)
+    idx = i0[None, :] + np.arange(4)[:, None]
+    w = np.ones((4, t.size))
     for j in range(4):
-        xj = i0 + j
-        w = np.ones(t.size)
         for m in range(4):
             if m != j:
-                w *= (x - (i0 + m)) / (j - m)
-        out += w * values[xj]
+                w[j] *= (x - (i0 + m)) / (j - m)
     on_grid = np.isclose(x, np.round(x), rtol=0, atol=1e-9) & (np.round(x) < n)
-    out[on_grid] = values[np.round(x[on_grid]).astype(int)]
+    idx[:, on_grid] = np.round(x[on_grid]).astype(int)
+    w[:, on_grid] = np.array([1.0, 0.0, 0.0, 0.0])[:, None]
+    return idx, w
+
+
+def _interp(grid_t: np.ndarray, values: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Cubic (4-point Lagrange) interpolation of ``values`` on a uniform grid; exact at grid points."""
+    idx, w = _interp_weights(grid_t, t)
+    return np.sum(w * values[idx], axis=0)
+
+
+def interp_matrix(grid_t: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """The (nt, n) matrix of :func:`_interp`: values at ``t`` = matrix @ values on the grid."""
+    idx, w = _interp_weights(grid_t, t)
+    out = np.zeros((t.size, grid_t.size))
+    np.add.at(out, (np.broadcast_to(np.arange(t.size), idx.shape), idx), w)
     return out
 
 
