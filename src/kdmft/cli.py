@@ -66,6 +66,19 @@ def _problem_config(modes, alpha, lambda1, spectrum_file, task_exponent, task_fi
                          prior_var=prior_var, noise_var=noise_var)
 
 
+def _problem_and_times(fmt, times, *problem_options):
+    """Validate --format, build the Problem from the shared problem flags and parse --times."""
+    from .config import parse_times
+    from .errors import InvalidParameterError
+
+    _check_format(fmt)
+    pc = _problem_config(*problem_options)
+    if times is None:
+        raise InvalidParameterError("--times", "given (comma-separated numbers >= 0, inf allowed)")
+    t = parse_times(times)
+    return pc.build(), t
+
+
 def _check_format(fmt: str) -> str:
     from .errors import InvalidParameterError
 
@@ -159,17 +172,11 @@ def theory(
 ) -> None:
     """Typical-case (DMFT) test/train error and its bias / noise / thermal split at given times."""
     def body():
-        from .config import parse_times
-        from .errors import InvalidParameterError
         from .theory import learning_curve
 
-        _check_format(fmt)
-        pc = _problem_config(modes, alpha, lambda1, spectrum_file, task_exponent, task_file, samples,
-                             weight_decay, temperature, label_noise_var, teacher_modes, prior_var, noise_var)
-        if times is None:
-            raise InvalidParameterError("--times", "given (comma-separated numbers >= 0, inf allowed)")
-        t = parse_times(times)
-        problem = pc.build()
+        problem, t = _problem_and_times(fmt, times, modes, alpha, lambda1, spectrum_file, task_exponent, task_file,
+                                        samples, weight_decay, temperature, label_noise_var, teacher_modes,
+                                        prior_var, noise_var)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # divergences are reported by _emit
             ds = learning_curve(problem, t, method=method, dt=dt,
@@ -202,17 +209,12 @@ def simulate(
 ) -> None:
     """Exact simulation averaged over data sets: mean and standard error of every observable."""
     def body():
-        from .config import parse_times
-        from .errors import HeavyTailWarning, InvalidParameterError
+        from .errors import HeavyTailWarning
         from .simulate import simulate as run_sim
 
-        _check_format(fmt)
-        pc = _problem_config(modes, alpha, lambda1, spectrum_file, task_exponent, task_file, samples,
-                             weight_decay, temperature, label_noise_var, teacher_modes, prior_var, noise_var)
-        if times is None:
-            raise InvalidParameterError("--times", "given (comma-separated numbers >= 0, inf allowed)")
-        t = parse_times(times)
-        problem = pc.build()
+        problem, t = _problem_and_times(fmt, times, modes, alpha, lambda1, spectrum_file, task_exponent, task_file,
+                                        samples, weight_decay, temperature, label_noise_var, teacher_modes,
+                                        prior_var, noise_var)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             ds = _with_progress(lambda cb: run_sim(problem, t, realizations, seed, progress=cb),

@@ -30,9 +30,8 @@ from .cli import (
     Temperature,
     Times,
     WeightDecay,
-    _check_format,
     _console,
-    _problem_config,
+    _problem_and_times,
     _run_guarded,
     _with_progress,
     app,
@@ -62,22 +61,17 @@ def modes(
         import numpy as np
         import xarray as xr
 
-        from .config import parse_times
         from .errors import InvalidParameterError
         from .simulate import simulate_modes
         from .theory.single_mode import check_mode_indices, compare_modes, mode_process
 
-        _check_format(fmt)
-        pc = _problem_config(modes, alpha, lambda1, spectrum_file, task_exponent, task_file, samples,
-                             weight_decay, temperature, label_noise_var, teacher_modes, prior_var, noise_var)
-        if times is None:
-            raise InvalidParameterError("--times", "given (comma-separated finite numbers >= 0)")
-        t = parse_times(times)
+        problem, t = _problem_and_times(fmt, times, modes, alpha, lambda1, spectrum_file, task_exponent, task_file,
+                                        samples, weight_decay, temperature, label_noise_var, teacher_modes,
+                                        prior_var, noise_var)
         try:
             ks = [int(x) for x in mode_index.split(",")]
         except ValueError:
             raise InvalidParameterError("--mode-index", "comma-separated integers >= 1", mode_index) from None
-        problem = pc.build()
         check_mode_indices(ks, problem.modes, "--mode-index")
         teacher = "random" if random_teacher else None
         proc = mode_process(problem, ks, t, dt=dt)

@@ -175,6 +175,22 @@ class _Moments:
         self.n += parity.size
 
 
+def _data_sets(problem: Problem, R: int, seed: int):
+    """Yield (first index, rng, X) per chunk of :data:`CHUNK` data sets X (size, P, N), rows ~ N(0, Λ).
+
+    Chunk j draws from ``SeedSequence(seed, spawn_key=(j,))``; the rng is returned for the
+    chunk's further draws. Small matrices run with one BLAS thread (threads cost more than they give).
+    """
+    P, N = problem.samples, problem.modes
+    sqrt_lam = np.sqrt(problem.eigenvalues)
+    limit = 1 if max(P, N) <= 400 else None
+    with threadpool_limits(limits=limit, user_api="blas"):
+        for j in range(math.ceil(R / CHUNK)):
+            size = min(CHUNK, R - j * CHUNK)
+            rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(j,)))
+            yield j * CHUNK, rng, rng.standard_normal((size, P, N)) * sqrt_lam
+
+
 def simulate(problem: Problem, times: float | Sequence[float] | np.ndarray, realizations: int = 1000,
              seed: int = 0, *, progress: Callable[[int, int], None] | None = None) -> xr.Dataset:
     """Exact simulation: mean and standard error over ``realizations`` data sets.
@@ -208,26 +224,10 @@ def simulate(problem: Problem, times: float | Sequence[float] | np.ndarray, real
         raise InvalidParameterError("seed", "a non-negative integer", seed)
     R = int(realizations)
     lam, v = problem.eigenvalues, problem.task_power
-    P, N = problem.samples, problem.modes
     g, T, s2 = problem.weight_decay, problem.temperature, problem.effective_noise_var
-    sqrt_lam = np.sqrt(lam)
     mom = _Moments((t.size,))
-    n_chunks = math.ceil(R / CHUNK)
-    # Small matrices: BLAS threads cost more than they give; large ones use them.
-    limit = 1 if max(P, N) <= 400 else None
-    with threadpool_limits(limits=limit, user_api="blas"):
-        for j in range(n_chunks):
-            size = min(CHUNK, R - j * CHUNK)
-            rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(j,)))
-            X = rng.standard_normal((size, P, N)) * sqrt_lam
-            parts = dataset_errors(X, lam, v, g, T, s2, t)
-            parts["bias"] = parts["bias"] + problem.teacher_tail
-            parts["test_error"] = parts["bias"] + parts["noise_variance"] + parts["thermal_variance"]
-            parts["train_error"] = (parts["train_bias"] + parts["train_noise_variance"]
-                                    + parts["train_thermal_variance"])
-            mom.add(parts, j * CHUNK)
-            if progress is not None:
-                progress(j * CHUNK + size, R)
+    for start, _, X in _data_sets(problem, R, seed):
+        _add_chunk(mom, problem, dataset_errors(X, lam, v, g, T, s2, t), start, R, progress)
     values, heavy = {}, np.zeros(t.size, dtype=bool)
     for k in _OBS:
         mean = mom.sum[k] / R
@@ -251,6 +251,16 @@ def simulate(problem: Problem, times: float | Sequence[float] | np.ndarray, real
             + ": rare, nearly singular data sets dominate; the standard error understates the "
             "uncertainty (more realizations or weight decay help)", HeavyTailWarning, stacklevel=2)
     return ds
+
+
+def _add_chunk(mom: _Moments, problem: Problem, parts: dict, start: int, R: int, progress) -> None:
+    """Totals of one chunk's parts (teacher tail added to the bias) into the running moments."""
+    parts["bias"] = parts["bias"] + problem.teacher_tail
+    parts["test_error"] = parts["bias"] + parts["noise_variance"] + parts["thermal_variance"]
+    parts["train_error"] = parts["train_bias"] + parts["train_noise_variance"] + parts["train_thermal_variance"]
+    mom.add(parts, start)
+    if progress is not None:
+        progress(start + next(iter(parts.values())).shape[0], R)
 
 
 def _heavy_tail(mom: _Moments, k: str, mean: np.ndarray, se: np.ndarray, R: int) -> np.ndarray:
@@ -284,24 +294,9 @@ def _check_common(problem, times, realizations, seed):
 def _chunked(problem: Problem, t: np.ndarray, R: int, seed: int, per_chunk, attrs: dict,
              progress) -> xr.Dataset:
     """Run ``per_chunk(rng, X) -> parts`` over chunks of data sets and average (as :func:`simulate`)."""
-    lam = problem.eigenvalues
-    P, N = problem.samples, problem.modes
-    sqrt_lam = np.sqrt(lam)
     mom = _Moments((t.size,))
-    limit = 1 if max(P, N) <= 400 else None
-    with threadpool_limits(limits=limit, user_api="blas"):
-        for j in range(math.ceil(R / CHUNK)):
-            size = min(CHUNK, R - j * CHUNK)
-            rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(j,)))
-            X = rng.standard_normal((size, P, N)) * sqrt_lam        # the same X as simulate()
-            parts = per_chunk(rng, X)
-            parts["bias"] = parts["bias"] + problem.teacher_tail
-            parts["test_error"] = parts["bias"] + parts["noise_variance"] + parts["thermal_variance"]
-            parts["train_error"] = (parts["train_bias"] + parts["train_noise_variance"]
-                                    + parts["train_thermal_variance"])
-            mom.add(parts, j * CHUNK)
-            if progress is not None:
-                progress(j * CHUNK + size, R)
+    for start, rng, X in _data_sets(problem, R, seed):          # the same X as simulate()
+        _add_chunk(mom, problem, per_chunk(rng, X), start, R, progress)
     values = {}
     heavy = np.zeros(t.size, dtype=bool)
     for k in _OBS:
@@ -572,51 +567,47 @@ def simulate_modes(problem: Problem, modes: int | Sequence[int], times: float | 
     k = check_mode_indices(modes, problem.modes) - 1
     t = _finite_times(times)
     _, R = _check_common(problem, t, realizations, seed)
-    lam, v = problem.eigenvalues, problem.task_power
+    v = problem.task_power
     P, N = problem.samples, problem.modes
     g, T, s2 = problem.weight_decay, problem.temperature, problem.effective_noise_var
     fixed = resolve_teacher(teacher, v)
     order = np.argsort(t)
     ts = t[order]
     gaps = np.diff(np.r_[0.0, ts])
-    sqrt_lam = np.sqrt(lam)
     out = np.empty((R, k.size, t.size))
     wout = np.empty((R, k.size))
-    limit = 1 if max(P, N) <= 400 else None
-    with threadpool_limits(limits=limit, user_api="blas"):
-        for j in range(math.ceil(R / CHUNK)):
-            size = min(CHUNK, R - j * CHUNK)
-            rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(j,)))
-            X = rng.standard_normal((size, P, N)) * sqrt_lam          # the same X as simulate()
-            sub = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(j, 1)))
-            wbar = (sub.standard_normal((size, N)) * np.sqrt(v) if fixed is None
-                    else np.broadcast_to(fixed, (size, N)))
-            eps = sub.standard_normal((size, P)) * math.sqrt(s2)
-            y = (X @ wbar[..., None])[..., 0] + eps
-            s, V, keep, _ = _spectral(X)
-            d = s + g
-            q = np.einsum("bnr,bpn,bp->br", V, X, y)                  # Vᵀ Xᵀ y
-            Vk = V[:, k, :]                                           # (B, K, r)
-            x = np.zeros_like(s)                                      # Langevin part, kept directions
-            z = np.zeros((size, N))                                   # isotropic OU at rate g (null space)
-            traj = np.empty((size, k.size, t.size))
-            for i, (tt, gap) in enumerate(zip(ts, gaps, strict=True)):
-                if T > 0 and gap > 0:
-                    dec, sd = _ou_step(d, gap, T)
-                    x = dec * x + sd * sub.standard_normal(x.shape)
-                    dec0, sd0 = _ou_step(np.array(g), gap, T)
-                    z = dec0 * z + sd0 * sub.standard_normal(z.shape)
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    b = np.where(keep, -np.expm1(-d * tt) / np.where(keep, d, 1.0), 0.0)
-                w = np.einsum("bkr,br->bk", Vk, b * q + x * keep)
-                if T > 0:
-                    # null-space projection of z: z - V Vᵀ z (V is zero on dropped directions)
-                    w += z[:, k] - np.einsum("bkr,br->bk", Vk, np.einsum("bnr,bn->br", V, z))
-                traj[:, :, i] = w
-            out[j * CHUNK:j * CHUNK + size] = traj[:, :, np.argsort(order)]
-            wout[j * CHUNK:j * CHUNK + size] = wbar[:, k]
-            if progress is not None:
-                progress(j * CHUNK + size, R)
+    for start, _, X in _data_sets(problem, R, seed):                # the same X as simulate()
+        size = X.shape[0]
+        j = start // CHUNK
+        sub = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(j, 1)))
+        wbar = (sub.standard_normal((size, N)) * np.sqrt(v) if fixed is None
+                else np.broadcast_to(fixed, (size, N)))
+        eps = sub.standard_normal((size, P)) * math.sqrt(s2)
+        y = (X @ wbar[..., None])[..., 0] + eps
+        s, V, keep, _ = _spectral(X)
+        d = s + g
+        q = np.einsum("bnr,bpn,bp->br", V, X, y)                  # Vᵀ Xᵀ y
+        Vk = V[:, k, :]                                           # (B, K, r)
+        x = np.zeros_like(s)                                      # Langevin part, kept directions
+        z = np.zeros((size, N))                                   # isotropic OU at rate g (null space)
+        traj = np.empty((size, k.size, t.size))
+        for i, (tt, gap) in enumerate(zip(ts, gaps, strict=True)):
+            if T > 0 and gap > 0:
+                dec, sd = _ou_step(d, gap, T)
+                x = dec * x + sd * sub.standard_normal(x.shape)
+                dec0, sd0 = _ou_step(np.array(g), gap, T)
+                z = dec0 * z + sd0 * sub.standard_normal(z.shape)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                b = np.where(keep, -np.expm1(-d * tt) / np.where(keep, d, 1.0), 0.0)
+            w = np.einsum("bkr,br->bk", Vk, b * q + x * keep)
+            if T > 0:
+                # null-space projection of z: z - V Vᵀ z (V is zero on dropped directions)
+                w += z[:, k] - np.einsum("bkr,br->bk", Vk, np.einsum("bnr,bn->br", V, z))
+            traj[:, :, i] = w
+        out[j * CHUNK:j * CHUNK + size] = traj[:, :, np.argsort(order)]
+        wout[j * CHUNK:j * CHUNK + size] = wbar[:, k]
+        if progress is not None:
+            progress(j * CHUNK + size, R)
     return xr.Dataset(
         {"amplitude": (("realization", "mode", "time"), out, {"long_name": "w_k(t) (exact simulation)"}),
          "teacher": (("realization", "mode"), wout, {"long_name": "teacher amplitude w̄_k"})},
