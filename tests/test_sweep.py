@@ -159,6 +159,18 @@ def test_bad_input_is_typed():
     assert sw.parse_list("100", "samples") == 100
 
 
+def test_stopping_window_defaults():
+    """The t* window is the output times' span, or [1e-3, 1e6] when they span none; bad windows are typed."""
+    assert small_config().stopping_window() == (0.05, 80.0)
+    assert small_config(times=[1.0]).stopping_window() == (1e-3, 1e6)
+    assert small_config(times=[0.0, math.inf]).stopping_window() == (1e-3, 1e6)
+    assert small_config(times=[1.0], t_min=0.1).stopping_window() == (0.1, 1e6)
+    with pytest.raises(kdmft.InvalidParameterError, match="stopping window"):
+        small_config(t_min=5.0, t_max=2.0).stopping_window()
+    ds = sw.run_sweep(small_config(times=[1.0]), cache=False)
+    assert ds.sizes["time"] == 1 and np.all(ds.stopping_status.values == 0)
+
+
 def test_toml_config(tmp_path):
     f = tmp_path / "c.toml"
     f.write_text('[problem]\nmodes = 40\nalpha = 0.5\nsamples = [20, 40]\ntemperature = 0.1\n'

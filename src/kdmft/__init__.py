@@ -5,7 +5,9 @@ The main entry points:
 - :class:`Problem` - spectrum, task, data size and training regime;
 - :func:`learning_curve` - the typical-case (DMFT) test and train error over time;
 - :func:`simulate` - exact finite-size simulation, averaged over data sets;
-- :func:`optimal_stopping` - the best time to stop and the error there.
+- :func:`optimal_stopping` - the best time to stop and the error there;
+- :func:`run_sweep` / :func:`analyze` - parameter grids (Dask, resumable) and their report;
+- :func:`mode_process` / :func:`simulate_modes` - single-mode processes, DMFT and exact.
 
 See THEORY.md for the conventions and the equations.
 """
@@ -21,8 +23,11 @@ from .errors import (
     KdmftError,
 )
 from .model import Problem, bayesian_to_langevin, langevin_to_bayesian
-from .simulate import simulate
+from .report import analyze
+from .simulate import simulate, simulate_modes
+from .sweep import SweepConfig, run_sweep
 from .theory import learning_curve
+from .theory.single_mode import mode_process
 
 __all__ = [
     "__version__",
@@ -30,6 +35,11 @@ __all__ = [
     "learning_curve",
     "simulate",
     "optimal_stopping",
+    "SweepConfig",
+    "run_sweep",
+    "analyze",
+    "mode_process",
+    "simulate_modes",
     "fit_power_law",
     "PowerLawFit",
     "bayesian_to_langevin",

@@ -392,6 +392,10 @@ def sweep(
     serial: Annotated[bool, typer.Option("--serial", help="Run in this process, without Dask.")] = False,
     workers: Annotated[int | None, typer.Option("--workers", help="Processes of the local Dask cluster.")] = None,
     method: Annotated[str | None, typer.Option("--method", help="Theory solver (default laplace).")] = None,
+    t_min: Annotated[float | None, typer.Option(
+        "--t-min", help="Start of the t* search (default: smallest positive output time).")] = None,
+    t_max: Annotated[float | None, typer.Option(
+        "--t-max", help="End of the t* search (default: largest finite output time).")] = None,
 ) -> None:
     """Grid of problems (lists of parameters) x times: DMFT curves, t*, optional simulation; resumable."""
     def body():
@@ -415,7 +419,8 @@ def sweep(
         elif config is None:
             raise InvalidParameterError("--times", "given (comma-separated numbers >= 0, inf allowed)")
         for k, v in (("simulate", simulate_), ("realizations", realizations), ("seed", seed),
-                     ("scheduler", scheduler), ("workers", workers), ("method", method)):
+                     ("scheduler", scheduler), ("workers", workers), ("method", method), ("t_min", t_min),
+                     ("t_max", t_max)):
             if v is not None:
                 setattr(cfg, k, v)
         cfg.serial = cfg.serial or serial
