@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -127,7 +128,10 @@ def test_run_writes_results_and_figure(tmp_path):
     assert (tmp_path / "out" / "kdmft_run.png").stat().st_size > 10_000
     assert ds.attrs["seed"] == 5 and ds.attrs["realizations"] == 64
     assert ds.attrs["kdmft_version"] == kdmft.__version__
-    assert json.loads(ds.attrs["config_json"])["problem"]["modes"] == 60
+    used = json.loads(ds.attrs["config_json"])["problem"]
+    # the config as run: unset keys carry the built-in values actually used
+    assert used["modes"] == 60 and used["alpha"] == 0.5 and used["weight_decay"] == 0.01
+    assert used["temperature"] == 0.05 and used["task_exponent"] == 0.0
     assert {"test_error", "sim_test_error", "sim_test_error_se", "bias", "thermal_variance"} <= set(ds.data_vars)
     assert np.isinf(ds.time.values[-1]) and ds.sizes["time"] == 10
     assert 0.1 < ds.attrs["t_star"] < 100
@@ -163,3 +167,12 @@ def test_run_digits(tmp_path):
     dev = ds.relative_deviation.values
     assert np.all(np.isfinite(dev)) and np.median(np.abs(dev)) < 0.25
     assert (tmp_path / "kdmft_run_digits.png").exists()
+    used = json.loads(ds.attrs["config_json"])["problem"]
+    assert used["weight_decay"] == ds.attrs["weight_decay"] == 1e-3 and used["temperature"] == 1e-4
+
+
+def test_run_dataset_with_spectrum_keys_fails_before_loading(tmp_path):
+    r = cli("run", "examples/default.toml", "--dataset", "digits", "-o", str(tmp_path / "o"),
+            cwd=str(Path(__file__).resolve().parents[1]))
+    assert r.returncode == 2 and "problem.modes" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()

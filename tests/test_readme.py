@@ -29,3 +29,16 @@ def test_example_config_is_the_default():
     default = RunConfig()
     default.problem = default.problem.resolved()
     assert cfg.to_dict() == default.to_dict()
+
+
+def test_digits_example_is_the_dataset_default():
+    """examples/digits.toml is what `kdmft run --dataset digits` runs."""
+    from kdmft.run import DATASET_DEFAULTS
+
+    cfg = RunConfig.from_toml(ROOT / "examples" / "digits.toml")
+    default = RunConfig()
+    default.dataset.name = "digits"
+    default.problem.weight_decay = DATASET_DEFAULTS["weight_decay"]
+    default.problem.temperature = DATASET_DEFAULTS["temperature"]
+    default.dataset.target_class = 0
+    assert cfg.to_dict() == default.to_dict()

@@ -9,6 +9,7 @@ saves it and its figure.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Callable
@@ -43,8 +44,10 @@ def _merge(theory: xr.Dataset, truth: xr.Dataset, prefix: str) -> xr.Dataset:
     return ds
 
 
-def _attrs_common(cfg: RunConfig, problem: Problem) -> dict:
-    return {"config_json": json.dumps(cfg.to_dict()), "kdmft_version": __version__, **problem.attrs()}
+def _attrs_common(cfg: RunConfig, problem: Problem, resolved) -> dict:
+    """Attributes of a run: the config with the values actually used, version, problem."""
+    used = dataclasses.replace(cfg, problem=resolved)
+    return {"config_json": json.dumps(used.to_dict()), "kdmft_version": __version__, **problem.attrs()}
 
 
 def run_problem(cfg: RunConfig, progress: Progress | None = None) -> xr.Dataset:
@@ -66,7 +69,7 @@ def run_problem(cfg: RunConfig, progress: Progress | None = None) -> xr.Dataset:
     else:
         stop = optimal_stopping(problem, t_min=float(finite.min()), t_max=float(finite.max()))
     ds = theory
-    attrs = _attrs_common(cfg, problem)
+    attrs = _attrs_common(cfg, problem, pc)
     if cfg.simulation.enabled and scheduled:
         from .simulate import simulate_schedule
 
@@ -107,6 +110,14 @@ def dataset_problem(cfg: RunConfig):
 
     if dc.one_hot and dc.target_class is not None:
         raise InvalidParameterError("dataset.target_class", "unset with one_hot = true", dc.target_class)
+    pc = cfg.problem
+    spectral = [k for k in ("modes", "alpha", "spectrum_file", "task_exponent", "task_file", "teacher_modes")
+                if getattr(pc, k) is not None]
+    if spectral:
+        raise InvalidParameterError(f"problem.{spectral[0]}", "unset when a data set is used",
+                                    getattr(pc, spectral[0]), detail="the data set defines the spectrum and the "
+                                    "task; keep only samples and the training keys in [problem] "
+                                    "(see examples/digits.toml)")
     rd = load_real_data(dc.name, data=_path(dc.data), targets=_path(dc.targets), task=dc.task)
     if rd.task == "classification" and not dc.one_hot:
         rd = load_real_data(dc.name, data=_path(dc.data), targets=_path(dc.targets), task=rd.task,
@@ -116,11 +127,6 @@ def dataset_problem(cfg: RunConfig):
     K = kernel_matrix(rd.X, dc.kernel, dc.depth)
     Y = rd.Y
     spec = kernel_spectrum(K, Y)
-    pc = cfg.problem
-    if pc.spectrum_file or pc.modes is not None or pc.alpha is not None or pc.task_file \
-            or pc.task_exponent is not None or pc.teacher_modes is not None:
-        raise InvalidParameterError("[problem]", "free of spectrum and task keys with --dataset",
-                                    detail="the data set defines the spectrum and the task")
     if pc.prior_var is not None or pc.noise_var is not None:
         from .model import bayesian_to_langevin
 
@@ -137,6 +143,14 @@ def dataset_problem(cfg: RunConfig):
         info={"spectrum": f"{rd.name}/{dc.kernel}", "dataset": rd.name, "kernel": dc.kernel,
               "depth": dc.depth, "task": rd.task, "target_class": rd.target_class, "points": spec.n})
     return problem, K, Y
+
+
+def _dataset_resolved(cfg: RunConfig, problem: Problem):
+    """The [problem] table of a data-set run with the training values actually used."""
+    if cfg.problem.prior_var is not None:
+        return cfg.problem
+    return dataclasses.replace(cfg.problem, weight_decay=problem.weight_decay,
+                               temperature=problem.info["temperature_per_output"])
 
 
 def run_dataset(cfg: RunConfig, progress: Progress | None = None) -> xr.Dataset:
@@ -159,7 +173,7 @@ def run_dataset(cfg: RunConfig, progress: Progress | None = None) -> xr.Dataset:
     finite = times[times > 0]
     stop = optimal_stopping(problem, t_min=float(finite.min()), t_max=float(finite.max()))
     ds.attrs = dict(theory.attrs)
-    ds.attrs.update(_attrs_common(cfg, problem))
+    ds.attrs.update(_attrs_common(cfg, problem, _dataset_resolved(cfg, problem)))
     ds.attrs.update(seed=dc.seed, subsets=dc.subsets, t_star=stop.t_star,
                     test_error_at_t_star=stop.test_error, stopping_status=stop.status,
                     median_abs_relative_deviation=float(np.median(np.abs(dev))),
