@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy.linalg import expm
@@ -134,13 +136,15 @@ def test_standard_error_is_calibrated():
 
 
 def test_heavy_tail_is_flagged_at_threshold_only():
+    # At P = N, g = 0 a long time lets the nearly singular data sets dominate (t = inf is infinite:
+    # see test_t_inf_mean_is_infinite_near_threshold).
     at = kdmft.Problem.power_law(30, 0.5, 30, temperature=0.1)
     with pytest.warns(kdmft.HeavyTailWarning):
-        ds = kdmft.simulate(at, [1.0, np.inf], 300, seed=0)
+        ds = kdmft.simulate(at, [1.0, 1e7], 300, seed=0)
     assert ds.test_error_heavy_tail.values.tolist() == [0, 1]
     away = kdmft.Problem.power_law(30, 0.5, 60, weight_decay=0.1, temperature=0.1)
-    ds2 = kdmft.simulate(away, [1.0, np.inf], 300, seed=0)
-    assert ds2.test_error_heavy_tail.values.tolist() == [0, 0]
+    ds2 = kdmft.simulate(away, [1.0, 1e7, np.inf], 300, seed=0)
+    assert ds2.test_error_heavy_tail.values.tolist() == [0, 0, 0]
 
 
 def test_divergent_mean_is_inf_and_se_inf():
@@ -168,3 +172,17 @@ def test_teacher_tail_enters_as_noise_and_constant():
     b = kdmft.simulate(q, [0.0, 3.0], 64, seed=2)
     np.testing.assert_allclose(a.test_error.values, b.test_error.values + p.teacher_tail, rtol=1e-12)
     np.testing.assert_allclose(a.train_error.values, b.train_error.values, rtol=1e-12)
+
+
+@pytest.mark.parametrize("P, diverges", [(30, True), (31, True), (32, False)])
+def test_t_inf_mean_is_infinite_near_threshold(P, diverges):
+    """At g = 0, t = inf, E[1/s_min(XᵀX)] = ∞ for |P - N| <= 1: reported as inf, not a heavy-tailed number."""
+    p = kdmft.Problem.power_law(30, 0.5, P, temperature=0.05, label_noise_var=0.1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = kdmft.simulate(p, [10.0, np.inf], realizations=40, seed=0)
+    got = [issubclass(w.category, kdmft.DivergenceWarning) for w in caught]
+    assert any(got) == diverges
+    assert np.isinf(ds.noise_variance.values[1]) == diverges
+    assert np.isinf(ds.test_error.values[1]) == diverges
+    assert np.all(np.isfinite(ds.test_error.values[:1])) and np.isfinite(ds.train_error.values[1])

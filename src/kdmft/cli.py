@@ -95,8 +95,9 @@ def _emit(ds, fmt: str, *, with_se: bool) -> None:
                  for t, x in zip(ds["time"].values, ds[k].values, strict=True) if not math.isfinite(x)]
     if diverging:
         names = sorted({k for _, k in diverging})
+        shown = "written as null" if fmt == "json" else "shown as inf"
         typer.echo(f"note: {', '.join(names)} diverge(s) at t = inf for this problem "
-                   f"(written as null): " + _divergence_note(ds, names), err=True)
+                   f"({shown}): " + _divergence_note(ds, names), err=True)
     if fmt == "json":
         typer.echo(json.dumps(to_json_dict(ds, with_se=with_se)))
     else:
@@ -107,8 +108,9 @@ def _divergence_note(ds, names: list[str]) -> str:
     P, N = ds.attrs["samples"], ds.attrs["modes"]
     why = []
     if "thermal_variance" in names:
-        why.append(f"with g = 0, T > 0 and P = {P} <= N = {N} the Langevin noise diffuses for ever "
-                   "in the null space of XᵀX")
+        why.append(f"with g = 0, T > 0 and P = {P} <= N = {N} the Langevin noise is not confined: "
+                   + ("it diffuses for ever in the null space of XᵀX" if P < N else
+                      "at P = N the smallest eigenvalues of XᵀX approach 0"))
     if "noise_variance" in names:
         why.append(f"at the interpolation threshold P = N = {N} with g = 0 the label-noise variance diverges")
     return "; ".join(why) or "see the documentation"

@@ -33,7 +33,7 @@ import xarray as xr
 from threadpoolctl import threadpool_limits
 
 from ._version import __version__
-from .errors import HeavyTailWarning, InvalidParameterError
+from .errors import DivergenceWarning, HeavyTailWarning, InvalidParameterError
 from .model import Problem
 from .results import PARTS, curve_dataset
 from .theory import check_times
@@ -239,6 +239,16 @@ def simulate(problem: Problem, times: float | Sequence[float] | np.ndarray, real
         values[k + "_se"] = np.where(finite, se, math.inf)  # an infinite mean has no error bar
         if k == "test_error":
             heavy = _heavy_tail(mom, k, mean, se, R)
+    diverging = _divergent_at_inf(problem)
+    if diverging and np.isinf(t).any():
+        at = np.isinf(t)
+        for k in diverging + ["test_error"]:
+            values[k][at] = math.inf
+            values[k + "_se"][at] = math.inf
+        heavy[at] = False
+        warnings.warn(f"t = inf: the expected {' and '.join(diverging)} over data sets is infinite at g = 0 with "
+                      f"P = {problem.samples}, N = {problem.modes} (|P - N| <= 1: the smallest eigenvalue of XᵀX "
+                      "has a density that does not vanish at 0); reported as inf", DivergenceWarning, stacklevel=2)
     ds = curve_dataset(t, values, {"kind": "simulation", "method": "exact", "seed": int(seed),
                                    "realizations": R, **problem.attrs()})
     ds["test_error_heavy_tail"] = ("time", heavy.astype(np.int8), {
@@ -251,6 +261,23 @@ def simulate(problem: Problem, times: float | Sequence[float] | np.ndarray, real
             + ": rare, nearly singular data sets dominate; the standard error understates the "
             "uncertainty (more realizations or weight decay help)", HeavyTailWarning, stacklevel=2)
     return ds
+
+
+def _divergent_at_inf(problem: Problem) -> list[str]:
+    """Test-error parts whose exact mean over data sets is infinite at t = inf, though finite per data set.
+
+    At g = 0 the t = inf noise and thermal parts are Σ_i (VᵀΛV)_ii/s_i over the eigenvalues s_i of
+    XᵀX. For Gaussian X the density of the smallest one behaves like s^((|P-N|-1)/2) at 0, so
+    E[1/s_min] = ∞ for |P - N| <= 1. (P < N - 1 makes the thermal part infinite per data set.)
+    """
+    if problem.weight_decay > 0 or abs(problem.samples - problem.modes) > 1:
+        return []
+    out = []
+    if problem.effective_noise_var > 0:
+        out.append("noise_variance")
+    if problem.temperature > 0 and problem.samples >= problem.modes:
+        out.append("thermal_variance")
+    return out
 
 
 def _add_chunk(mom: _Moments, problem: Problem, parts: dict, start: int, R: int, progress) -> None:

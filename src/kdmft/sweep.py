@@ -546,8 +546,12 @@ def _run_dask(specs: Sequence[PointSpec], on_result: Callable[[PointSpec, dict],
                                                 scheduler, detail=str(exc)) from None
             else:
                 n = workers or max(1, min(os.cpu_count() or 1, len(specs)))
-                own_cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                           dashboard_address=None, silence_logs=logging.ERROR)
+                with warnings.catch_warnings():
+                    # No dashboard is served, yet its HTTP port is still bound; when 8787 is taken
+                    # distributed picks another and warns, which tells a sweep user nothing.
+                    warnings.filterwarnings("ignore", message="Port .* is already in use", category=UserWarning)
+                    own_cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                               dashboard_address=None, silence_logs=logging.ERROR)
                 client = own_client = Client(own_cluster)
         futures = client.map(compute_point, list(specs), key=[f"kdmft-point-{s.key}" for s in specs], pure=False)
         by_key = {f.key: s for f, s in zip(futures, specs, strict=True)}

@@ -161,7 +161,9 @@ def _divergence_reason(problem: Problem, parts: list[str]) -> str:
     why = []
     if "thermal_variance" in parts:
         why.append(f"the thermal variance grows without bound at g = 0 with T > 0 and "
-                   f"P = {problem.samples} <= N = {problem.modes} (null space of XᵀX)")
+                   f"P = {problem.samples} <= N = {problem.modes} ("
+                   + ("null space of XᵀX)" if problem.samples < problem.modes
+                      else "at P = N the smallest eigenvalues of XᵀX approach 0)"))
     if "noise_variance" in parts:
         why.append(f"the label-noise variance diverges at the interpolation threshold "
                    f"P = N = {problem.modes} with g = 0")
