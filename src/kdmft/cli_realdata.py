@@ -86,7 +86,9 @@ def _print_spectrum(r: dict) -> None:
             + (f", depth {r['depth']}" if r["depth"] else ""), highlight=False)
     c.print(f"modes: {len(lam)} non-null, {r['resolved_modes']} resolved (stable against halving the data)",
             highlight=False)
-    c.print(f"λ_1 = {lam[0]:.4g}, λ_10 = {lam[min(9, len(lam) - 1)]:.4g}, λ_last = {lam[-1]:.4g}", highlight=False)
+    k10 = min(10, len(lam))
+    c.print(f"λ_1 = {lam[0]:.4g}, λ_{k10} = {lam[k10 - 1]:.4g}, λ_last = λ_{len(lam)} = {lam[-1]:.4g}",
+            highlight=False)
     c.print(f"α = {r['alpha_fit']:.4f}  (95% CI [{r['alpha_ci'][0]:.4f}, {r['alpha_ci'][1]:.4f}]; "
             f"λ_k ∝ k^-(1+α) fitted over k in [{r['fit_window'][0]:.0f}, {r['fit_window'][1]:.0f}], "
             f"rms {r['fit_rms']:.3f})", highlight=False)
@@ -95,9 +97,10 @@ def _print_spectrum(r: dict) -> None:
             f"[{r['task_exponent_ci'][0]:.3f}, {r['task_exponent_ci'][1]:.3f}]", highlight=False)
     c.print(f"target power: total {r['total_power']:.4g}, beyond the resolved modes {r['unresolved_power']:.4g}, "
             f"in numerically null modes (tail, acts as label noise) {r['tail_power']:.3g}", highlight=False)
-    c.print("top modes:  k  λ_k  v_k  λ_k v_k", highlight=False)
+    c.print("top modes:", highlight=False)
+    c.print(f"  {'k':>4}  {'λ_k':>10}  {'v_k':>10}  {'λ_k v_k':>10}", highlight=False)
     for k in range(min(8, len(lam))):
-        c.print(f"  {k + 1:4d}  {lam[k]:.4e}  {v[k]:.4e}  {lam[k] * v[k]:.4e}", highlight=False)
+        c.print(f"  {k + 1:4d}  {lam[k]:10.4e}  {v[k]:10.4e}  {lam[k] * v[k]:10.4e}", highlight=False)
 
 
 def _int_list(text: str, name: str) -> list[int]:

@@ -236,9 +236,9 @@ def spectrum_report(spec: KernelSpectrum, fit: SpectrumFit, resolved: int, extra
     lam, v = spec.eigenvalues, spec.task_power
     power = lam * v
     out = {"eigenvalues": lam.tolist(), "task_power": v.tolist(), "alpha_fit": fit.alpha,
-           "alpha_ci": list(fit.alpha_ci), "fit_window": list(fit.window), "fit_rms": fit.rms,
+           "alpha_ci": list(fit.alpha_ci), "fit_window": [int(round(x)) for x in fit.window], "fit_rms": fit.rms,
            "task_exponent_fit": fit.task_exponent, "task_exponent_ci": list(fit.task_exponent_ci),
-           "task_decay_fit": fit.task_decay, "task_window": list(fit.task_window),
+           "task_decay_fit": fit.task_decay, "task_window": [int(round(x)) for x in fit.task_window],
            "tail_power": spec.tail_power, "resolved_modes": int(resolved),
            "unresolved_power": float(power[resolved:].sum() + spec.tail_power),
            "total_power": float(power.sum() + spec.tail_power),
