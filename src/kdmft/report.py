@@ -89,7 +89,7 @@ def _sel_text(sel: dict[str, Any]) -> str:
     short = {"samples": "P", "modes": "N", "alpha": "α", "lambda1": "λ1", "weight_decay": "g",
              "temperature": "T", "label_noise_var": "σ²", "task_exponent": "β", "teacher_modes": "M",
              "prior_var": "σ_w²", "noise_var": "σ_n²"}
-    return ", ".join(f"{short.get(k, k)} = {_g(v)}" for k, v in sel.items()) or "(single point)"
+    return ", ".join(f"{short.get(k, k)} = {_g(v)}" for k, v in sel.items()) or "(whole sweep)"
 
 
 def _g(x: float, digits: int = 4) -> str:
@@ -256,8 +256,8 @@ def _claim_i(ds: xr.Dataset, out: Path) -> tuple[list[str], dict, list[Path]]:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     ax = axes[0]
     var = pt["noise_variance"].values + pt["thermal_variance"].values
-    ax.loglog(t[m], pt["test_error"].values[m], "k-", label="test error E")
-    ax.loglog(t[m], pt["bias"].values[m], "-", color="tab:blue", label="bias B")
+    ax.loglog(t[m], pt["test_error"].values[m], "k-", lw=3, alpha=0.6, label="test error E")
+    ax.loglog(t[m], pt["bias"].values[m], "-", color="tab:blue", lw=1.2, label="bias B")
     pos = m & (var > 0)
     ax.loglog(t[pos], var[pos], "-", color="tab:red", label="variance V (noise + thermal)")
     ts, es = recs[i]["t_opt"], recs[i]["test_error_opt"]
@@ -265,7 +265,7 @@ def _claim_i(ds: xr.Dataset, out: Path) -> tuple[list[str], dict, list[Path]]:
     ax.plot([ts], [es], "k*", ms=12, label=f"t* = {ts:.3g}")
     ax.set_xlabel("t")
     ax.set_ylabel("error")
-    ax.set_title(_sel_text(sel) or "single point", fontsize=9)
+    ax.set_title(_sel_text(sel), fontsize=9)
     ax.legend(fontsize=8)
     ax = axes[1]
     tt = np.array([r["t_opt"] for r in recs])
@@ -273,6 +273,9 @@ def _claim_i(ds: xr.Dataset, out: Path) -> tuple[list[str], dict, list[Path]]:
     if np.isfinite(pred).any():
         ax.axhline(np.nanmedian(pred), color="k", ls=":", label="population q/r")
     ax.semilogx(tt, rb, "x", color="tab:green", label="rate balance (=1 at optimum)")
+    ax.set_yscale("log")   # B/V spans decades when the optimum sits on a bias plateau
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_minor_formatter(_plt().NullFormatter())
     ax.set_xlabel("t*")
     ax.legend(fontsize=8)
     path = _save(fig, out / "claim_i_optimum.png")
