@@ -83,7 +83,8 @@ def run_problem(cfg: RunConfig, progress: Progress | None = None) -> xr.Dataset:
         attrs.update(seed=cfg.simulation.seed, realizations=cfg.simulation.realizations)
     ds.attrs = dict(theory.attrs)
     ds.attrs.update(attrs)
-    ds.attrs.update(t_star=stop.t_star, test_error_at_t_star=stop.test_error, stopping_status=stop.status)
+    ds.attrs.update(t_star=stop.t_star, test_error_at_t_star=stop.test_error, stopping_status=stop.status,
+                    kind="run", contents="theory" + (" and exact simulation (sim_*)" if cfg.simulation.enabled else ""))
     return ds
 
 
@@ -174,7 +175,8 @@ def run_dataset(cfg: RunConfig, progress: Progress | None = None) -> xr.Dataset:
     stop = optimal_stopping(problem, t_min=float(finite.min()), t_max=float(finite.max()))
     ds.attrs = dict(theory.attrs)
     ds.attrs.update(_attrs_common(cfg, problem, _dataset_resolved(cfg, problem)))
-    ds.attrs.update(seed=dc.seed, subsets=dc.subsets, t_star=stop.t_star,
+    ds.attrs.update(kind="run", contents="theory and measured kernel regression (measured_*)",
+                    seed=dc.seed, subsets=dc.subsets, t_star=stop.t_star,
                     test_error_at_t_star=stop.test_error, stopping_status=stop.status,
                     median_abs_relative_deviation=float(np.median(np.abs(dev))),
                     max_abs_relative_deviation=float(np.max(np.abs(dev))))
