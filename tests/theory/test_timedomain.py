@@ -178,3 +178,20 @@ def test_same_dataset_layout_and_infinite_time():
     assert set(a.data_vars) == set(b.data_vars)
     assert a.attrs["method"] == "time-domain" and a.attrs["dt"] == 0.02
     np.testing.assert_allclose(a.test_error.values, b.test_error.values, rtol=5e-3)
+
+
+def test_unresolved_stiff_modes_raise_instead_of_wrong_numbers():
+    """P λ_1 dt = 1000: the Richardson estimate exceeds 1e-2, so ConvergenceError (the value was 2 % off)."""
+    p = kdmft.Problem.power_law(10, 0.5, 100_000, temperature=0.01, label_noise_var=0.1)
+    t = [0.1, 1.0]
+    with pytest.raises(kdmft.ConvergenceError, match="dt"):
+        kdmft.learning_curve(p, t, method="time-domain", dt=1e-2)
+    ok = kdmft.learning_curve(p, t, method="time-domain", dt=1e-3)   # resolved: passes and is right
+    ref = kdmft.learning_curve(p, t)
+    assert np.max(np.abs(ok.test_error.values / ref.test_error.values - 1)) < 1e-3
+
+
+def test_output_time_before_two_steps_is_refused():
+    p = kdmft.Problem.power_law(100, 0.5, 100, temperature=0.1, weight_decay=0.01)
+    with pytest.raises(InvalidParameterError, match="dt"):
+        kdmft.learning_curve(p, [0.1, 1.0, 10.0], method="time-domain", dt=0.5)

@@ -73,6 +73,12 @@ PARTS = ("bias", "noise_variance", "thermal_variance",
 
 #: Largest number of time steps n_t accepted (time, O(N n_t²), is the limit; memory is O(N n_t)).
 MAX_STEPS = 20000
+#: Accuracy the time-domain solver must verify (its contract: 1e-2 relative at dt = 1e-2): the
+#: Richardson estimate |v(dt) - v(2dt)|/3 of the test and of the train error must stay below it
+#: at every output time t >= 8 dt (earlier, the 2 dt grid has too few steps to estimate anything).
+RTOL = 1e-2
+#: Output times must lie at least this many steps after t = 0.
+MIN_STEPS_TO_FIRST_TIME = 2.0
 #: FFT points per axis per time step, and the aliasing level ρ^M of the ζ-transform.
 OVERSAMPLE = 3.0
 ALIAS = 1e-11
@@ -485,16 +491,37 @@ def timedomain_parts(lam: np.ndarray, v: np.ndarray, P: int, g: float, T: float,
         d = _grid_parts(lam, v, P, noise_var, grid, oversample)
         return {k: _interp(gt, d[k], tau) for k in PARTS}
 
+    tpos = t[t > 0]
+    if tpos.size and float(tpos.min()) < MIN_STEPS_TO_FIRST_TIME * dt:
+        raise InvalidParameterError(
+            "dt", f"at most the smallest positive time / {MIN_STEPS_TO_FIRST_TIME:g} = "
+            f"{float(tpos.min()) / MIN_STEPS_TO_FIRST_TIME:.3g}", dt,
+            detail="an output time needs a few grid steps before it")
     vals = solve(float(dt))
     if estimate_error and tmax >= 8 * dt:
         coarse = solve(2.0 * float(dt))
         errs = {k: np.abs(vals[k] - coarse[k]) / 3.0 for k in PARTS}
+        _check_accuracy(vals, errs, t, dt)
     else:
         errs = {k: np.full(t.size, np.nan) for k in PARTS}
     for k in PARTS:
         # A negative value within its error is zero (parts are variances).
         vals[k] = np.where((vals[k] < 0) & (vals[k] > -np.nan_to_num(errs[k], nan=0.0) - 1e-12), 0.0, vals[k])
     return vals, errs
+
+
+def _check_accuracy(vals: dict, errs: dict, t: np.ndarray, dt: float) -> None:
+    """Raise ConvergenceError where the estimated error of the test or train error exceeds RTOL."""
+    for name, keys in (("test error", PARTS[:3]), ("train error", PARTS[3:])):
+        total = sum(vals[k] for k in keys)
+        err = sum(errs[k] for k in keys)
+        bad = (err > RTOL * np.abs(total) + 1e-12) & (t >= 8 * dt)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ConvergenceError(
+                f"time-domain solver: estimated relative error {err[i] / abs(total[i]):.2g} of the {name} at "
+                f"t = {t[i]:.4g} exceeds {RTOL:g} with dt = {dt:g}; use a smaller dt (the stiffest rate "
+                "P λ_1 + g times dt should be at most about 1) or the Laplace solver")
 
 
 def _check_steps(n: int, dt: float, tmax: float) -> None:
