@@ -176,3 +176,22 @@ def test_run_dataset_with_spectrum_keys_fails_before_loading(tmp_path):
             cwd=str(Path(__file__).resolve().parents[1]))
     assert r.returncode == 2 and "problem.modes" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("args, name", [
+    (["run", "--no-plot", "-o", "{file}"], "--output-dir"),
+    (["sweep", *BASE[:4], "--samples", "10", "--times", "1,10", "--serial", "--out", "{file}/x.nc"], "cache"),
+    (["sweep", *BASE[:4], "--samples", "10", "--times", "1,10", "--scheduler", "bogus"], "--scheduler"),
+    (["analyze", "{file}"], "results file"),
+    (["spectrum", "--dataset", "iris", "--kernel", "linear", "--out-dir", "{file}"], "output directory"),
+    (["spectrum", "--dataset", "iris", "--seed", "-1"], "--seed"),
+    (["compare", "--dataset", "iris", "--samples", "20", "--times", "1", "-o", "{file}"], "--out-dir"),
+])
+def test_unusable_outputs_and_bad_addresses_exit_2(tmp_path, args, name):
+    """An output path under a plain file, a garbage results file, a bad address: one line, exit 2."""
+    f = tmp_path / "plain.txt"
+    f.write_text("not a directory, not netCDF\n")
+    r = cli(*[a.replace("{file}", str(f)) for a in args], cwd=str(tmp_path))
+    assert r.returncode == 2, r.stderr
+    lines = [ln for ln in r.stderr.strip().splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and name in lines[0] and "Traceback" not in r.stderr

@@ -55,9 +55,12 @@ def spectrum(
     """Kernel spectrum λ_k = eig/n and task power v_k of a data set, with power-law fits."""
     def body():
         from .compare import plot_spectrum, spectrum_report, write_spectrum_files
+        from .errors import InvalidParameterError
         from .realdata import fit_spectrum, kernel_spectrum, resolved_modes
 
         _check_format(fmt)
+        if seed < 0:
+            raise InvalidParameterError("--seed", "an integer >= 0", seed)
         rd, K, d = _load(dataset, data, targets, task, target_class, kernel, depth)
         spec = kernel_spectrum(K, rd.Y)
         res = resolved_modes(K, seed=seed)
@@ -156,6 +159,9 @@ def compare(
                 raise InvalidParameterError(name, "a finite number >= 0", val)
         if seed < 0:
             raise InvalidParameterError("--seed", "an integer >= 0", seed)
+        from .io import ensure_dir
+
+        ensure_dir(out_dir, "--out-dir")
         rd, K, d = _load(dataset, data, targets, task, target_class, kernel, depth)
         config = {"dataset": rd.name, "kernel": kernel, "depth": d, "task": rd.task, "target_class": rd.target_class,
                   "data": None if data is None else str(data), "targets": None if targets is None else str(targets),

@@ -18,16 +18,30 @@ import xarray as xr
 
 from .errors import InvalidParameterError
 
-__all__ = ["atomic_path", "write_netcdf", "read_netcdf", "read_toml", "write_text"]
+__all__ = ["ensure_dir", "atomic_path", "write_netcdf", "read_netcdf", "read_toml", "write_text"]
+
+
+def ensure_dir(path: str | Path, name: str = "output directory") -> Path:
+    """Create directory ``path`` (and parents); an unusable location is an InvalidParameterError."""
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidParameterError(name, "a directory that can be created or written", str(path),
+                                    detail=exc.strerror or type(exc).__name__) from None
+    return p
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it to ``path`` if the block succeeds."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + target.suffix,
-                               dir=target.parent)
+    ensure_dir(target.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + target.suffix, dir=target.parent)
+    except OSError as exc:
+        raise InvalidParameterError("output directory", "a writable directory", str(target.parent),
+                                    detail=exc.strerror or type(exc).__name__) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -54,8 +68,12 @@ def read_netcdf(path: str | Path) -> xr.Dataset:
     p = Path(path)
     if not p.is_file():
         raise InvalidParameterError("results file", "an existing netCDF file", str(path))
-    with xr.open_dataset(p, engine="h5netcdf") as ds:
-        return ds.load()
+    try:
+        with xr.open_dataset(p, engine="h5netcdf") as ds:
+            return ds.load()
+    except (OSError, ValueError) as exc:
+        raise InvalidParameterError("results file", "a readable netCDF file (written by kdmft)", str(path),
+                                    detail=str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
 
 
 def write_text(text: str, path: str | Path) -> Path:

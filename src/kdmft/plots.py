@@ -62,8 +62,9 @@ def plot_learning_curve(theory: xr.Dataset, path: str | Path, *, simulation: xr.
             ms = _finite_positive(ts)
             ys, es = simulation[name].values[ms], simulation[name + "_se"].values[ms]
             ok = ys > 0
+            label = "exact simulation (open circles, ±1 SE)" if name == "test_error" else None
             ax.errorbar(ts[ms][ok], ys[ok], yerr=es[ok], fmt="o", ms=3.5, color=color, mfc="white",
-                        capsize=2, lw=1, label="exact simulation (open circles, ±1 SE)" if name == "test_error" else None)
+                        capsize=2, lw=1, label=label)
     if t_star is not None and np.isfinite(t_star):
         ax.axvline(t_star, color="0.4", ls="--", lw=1)
         if e_star is not None:

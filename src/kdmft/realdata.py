@@ -285,6 +285,8 @@ def resolved_modes(K: np.ndarray, *, rtol: float = 0.2, seed: int = 0, rel_cutof
     the window stops at the last non-null mode) and λ_k > rel_cutoff·λ_1. At most n/2. Beyond
     it the eigenvalues are set by the finite sample rather than by the kernel's operator spectrum.
     """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InvalidParameterError("seed", "an integer >= 0", seed)
     K = np.asarray(K, dtype=np.float64)
     n = K.shape[0]
     half = n // 2

@@ -34,7 +34,7 @@ import xarray as xr
 
 from .analysis import PowerLawFit, fit_power_law, population_exponents, population_optimum, population_t_star
 from .errors import InvalidParameterError
-from .io import atomic_path, write_text
+from .io import atomic_path, ensure_dir, write_text
 
 __all__ = ["Report", "analyze", "point_parameters"]
 
@@ -695,6 +695,11 @@ def _json_safe(x: Any) -> Any:
     return x
 
 
+#: Variables of a sweep file that the report reads.
+_REQUIRED = ("time", "test_error", "bias", "noise_variance", "thermal_variance", "t_opt", "test_error_opt",
+             "stopping_status", "bias_opt", "variance_opt", "bias_rate_opt", "variance_rate_opt")
+
+
 def analyze(ds: xr.Dataset, out_dir: str | Path) -> Report:
     """Analyse a sweep Dataset; write ``report.md``, ``report.json`` and figures into ``out_dir``.
 
@@ -710,11 +715,15 @@ def analyze(ds: xr.Dataset, out_dir: str | Path) -> Report:
     Report
         The markdown text, the numbers (as in report.json) and the paths written.
     """
-    if not isinstance(ds, xr.Dataset) or ds.attrs.get("kind") != "sweep" or "stopping_status" not in ds:
+    if not isinstance(ds, xr.Dataset) or ds.attrs.get("kind") != "sweep":
         raise InvalidParameterError("results", "a sweep results file (written by kdmft sweep)",
-                                    detail="kind attribute is not 'sweep'")
+                                    detail="its kind attribute is not 'sweep'")
+    missing = [k for k in _REQUIRED if k not in ds.variables]
+    if missing:
+        raise InvalidParameterError("results", "a sweep results file (written by kdmft sweep)",
+                                    detail=f"it lacks {', '.join(missing)}")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out, "--out-dir")
     text = ["# kdmft sweep analysis", ""]
     numbers: dict[str, Any] = {}
     files: list[Path] = []

@@ -46,7 +46,7 @@ import xarray as xr
 from ._version import __version__
 from .config import ProblemConfig, TimesConfig, parse_times
 from .errors import ConvergenceError, InvalidParameterError, KdmftError
-from .io import atomic_path, read_toml, write_netcdf
+from .io import atomic_path, ensure_dir, read_toml, write_netcdf
 
 __all__ = ["SWEEPABLE", "CURVE_VARIABLES", "STATUS_CODES", "SweepConfig", "PointSpec", "parse_list",
            "point_specs", "compute_point", "cache_status", "run_sweep"]
@@ -494,7 +494,7 @@ def _load_cached(cache: Path | None, spec: PointSpec) -> dict[str, Any] | None:
 def _store(cache: Path | None, spec: PointSpec, result: dict[str, Any]) -> None:
     if cache is None:
         return
-    cache.mkdir(parents=True, exist_ok=True)
+    ensure_dir(cache, "sweep cache directory (<out>.cache)")
     with atomic_path(_cache_file(cache, spec)) as tmp, tmp.open("wb") as fh:
         np.savez(fh, __key__=np.array(spec.key), **result)
 
@@ -541,9 +541,10 @@ def _run_dask(specs: Sequence[PointSpec], on_result: Callable[[PointSpec, dict],
             if scheduler is not None:
                 try:
                     client = own_client = Client(scheduler, timeout="10s")
-                except (OSError, TimeoutError) as exc:
-                    raise InvalidParameterError("--scheduler", "the address of a reachable Dask scheduler",
-                                                scheduler, detail=str(exc)) from None
+                except (OSError, TimeoutError, ValueError, TypeError) as exc:
+                    # ValueError / TypeError: an address that does not parse (no port, empty).
+                    raise InvalidParameterError("--scheduler", "the address of a reachable Dask scheduler "
+                                                "(e.g. tcp://127.0.0.1:8786)", scheduler, detail=str(exc)) from None
             else:
                 n = workers or max(1, min(os.cpu_count() or 1, len(specs)))
                 with warnings.catch_warnings():
