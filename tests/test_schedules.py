@@ -37,7 +37,8 @@ def test_bad_shapes_raise(bad):
 
 def test_learning_rate_must_stay_positive_and_callables_are_checked():
     with pytest.raises(InvalidParameterError, match="learning_rate"):
-        Schedule(learning_rate=Shape("warmup", {"duration": 1.0}))      # η(0) = 0
+        Schedule(learning_rate=Shape("step", {"at": [1.0], "values": [1.0, 0.0]}))   # η = 0 after t = 1
+    Schedule(learning_rate=Shape("warmup", {"duration": 1.0}))   # η(0) = 0 but η > 0 for t > 0: allowed
     s = Schedule(temperature=lambda t: 1.0 - t)                          # negative after t = 1
     with pytest.raises(InvalidParameterError, match="temperature"):
         s.factor("temperature", np.array([0.0, 2.0]))
@@ -125,3 +126,18 @@ def test_scheduled_theory_matches_scheduled_simulation():
     bad = kdmft.learning_curve(p, t, method="time-domain", dt=0.02, schedule=wrong)
     dev = np.abs(bad.test_error.values - sim.test_error.values)
     assert np.any(dev > budget * sim.test_error.values + 4 * sim.test_error_se.values)
+
+
+def test_warmup_from_zero_and_repeated_keys():
+    """The CLI help's warm-up from η(0) = 0 runs (η > 0 for t > 0); a repeated key is an error."""
+    s = Schedule(learning_rate=parse_shape("warmup:duration=1", "--lr-schedule"))
+    p = kdmft.Problem.power_law(20, 0.5, 40, temperature=0.05)
+    th = kdmft.learning_curve(p, [1.0, 5.0], method="time-domain", dt=0.01, schedule=s).test_error.values
+    sim = simulate_schedule(p, [1.0, 5.0], s, 400, 0)
+    assert np.all(np.abs(th / sim.test_error.values - 1) < 2 / 20 * 2)   # finite size at N = 20
+    const = kdmft.learning_curve(p, [1.0], method="time-domain", dt=0.01).test_error.values
+    assert th[0] > const[0] * 1.05   # the warm-up learns less by t = 1
+    with pytest.raises(InvalidParameterError, match="repeated"):
+        parse_shape("warmup:duration=1,duration=2", "--lr-schedule")
+    with pytest.raises(InvalidParameterError, match="learning_rate"):
+        Schedule(learning_rate=parse_shape("cosine:duration=1,floor=0", "--lr-schedule"))

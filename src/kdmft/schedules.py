@@ -199,6 +199,8 @@ def parse_shape(text: str, name: str = "schedule") -> Shape:
         key, eq, val = item.partition("=")
         if not eq or not key.strip():
             raise InvalidParameterError(name, "NAME[:key=value,...] (for example exponential:rate=0.5)", text)
+        if key.strip() in params:
+            raise InvalidParameterError(name, "each key at most once", text, detail=f"'{key.strip()}' repeated")
         params[key.strip()] = val.strip()
     if kind.strip() not in SHAPES:
         raise InvalidParameterError(name, f"a shape among {sorted(SHAPES)}", kind.strip())
@@ -233,12 +235,13 @@ class Schedule:
                     raise InvalidParameterError(f"schedule.{role}", "a kdmft.schedules.Shape or a callable", s)
         lr = self.learning_rate
         if lr is not None and lr.kind != "callable":
-            vals = {"constant": [lr.params.get("value")], "exponential": [lr.params.get("floor")],
-                    "cosine": [lr.params.get("floor")], "warmup": [lr.params.get("start")],
-                    "step": lr.params.get("values")}[lr.kind]
+            # A warm-up may start from 0 and an exponential decay approach 0 (η > 0 for t > 0);
+            # a cosine floor or step value of 0 would stop training, which the time map τ(t) forbids.
+            vals = {"constant": [lr.params.get("value")], "exponential": [1.0], "cosine": [lr.params.get("floor")],
+                    "warmup": [1.0], "step": lr.params.get("values")}[lr.kind]
             if min(vals) <= 0:
-                raise InvalidParameterError("schedule.learning_rate", "a factor > 0 at all times "
-                                            "(floor / start / values > 0)", lr.describe())
+                raise InvalidParameterError("schedule.learning_rate", "a factor > 0 at all times t > 0 "
+                                            "(cosine floor, step values and constant value > 0)", lr.describe())
 
     @property
     def is_constant(self) -> bool:
@@ -250,10 +253,10 @@ class Schedule:
         s = getattr(self, role)
         t = np.asarray(t, dtype=np.float64)
         f = np.ones(t.shape) if s is None else s(t)
-        bad = ~np.isfinite(f) | (f < 0) | ((f <= 0) if role == "learning_rate" else False)
+        bad = ~np.isfinite(f) | (f < 0) | (((f <= 0) & (t > 0)) if role == "learning_rate" else False)
         if np.any(bad):
             i = np.flatnonzero(np.ravel(bad))[0]
-            raise InvalidParameterError(f"schedule.{role}", "finite, >= 0 (> 0 for the learning rate)",
+            raise InvalidParameterError(f"schedule.{role}", "finite, >= 0 (> 0 for the learning rate at t > 0)",
                                         f"{np.ravel(f)[i]!r} at t = {np.ravel(t)[i]:.6g}")
         return f
 
