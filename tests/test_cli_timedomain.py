@@ -48,7 +48,7 @@ def test_bad_dt_and_schedule_are_one_line_errors():
                   ["--solver", "time-domain", "--dt", "1e-6"],
                   ["--dt", "0.01"],
                   ["--solver", "time-domain", "--temperature-schedule", "exponential:rate=-1"],
-                  ["--solver", "time-domain", "--lr-schedule", "warmup:duration=1"],   # η(0) = 0
+                  ["--solver", "time-domain", "--lr-schedule", "step:at=1,values=1/0"],   # η(0) = 0
                   ["--solver", "time-domain", "--lr-schedule", "wobble"]):
         code, out, err = run_inproc("theory", *BASE, "--times", "1", *extra)
         assert code == 2, (extra, err)

@@ -286,9 +286,9 @@ def run(
             cfg.theory.solver = solver
         if dt is not None:
             cfg.theory.dt = dt
-        from .io import ensure_dir
+        from .io import check_output_dir
 
-        ensure_dir(cfg.output.dir, "--output-dir")   # before minutes of work, not after
+        check_output_dir(cfg.output.dir, "--output-dir")   # before minutes of work, not after
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             if cfg.dataset.name is not None:

@@ -159,9 +159,9 @@ def compare(
                 raise InvalidParameterError(name, "a finite number >= 0", val)
         if seed < 0:
             raise InvalidParameterError("--seed", "an integer >= 0", seed)
-        from .io import ensure_dir
+        from .io import check_output_dir
 
-        ensure_dir(out_dir, "--out-dir")
+        check_output_dir(out_dir, "--out-dir")
         rd, K, d = _load(dataset, data, targets, task, target_class, kernel, depth)
         config = {"dataset": rd.name, "kernel": kernel, "depth": d, "task": rd.task, "target_class": rd.target_class,
                   "data": None if data is None else str(data), "targets": None if targets is None else str(targets),

@@ -18,7 +18,7 @@ import xarray as xr
 
 from .errors import InvalidParameterError
 
-__all__ = ["ensure_dir", "atomic_path", "write_netcdf", "read_netcdf", "read_toml", "write_text"]
+__all__ = ["check_output_dir", "ensure_dir", "atomic_path", "write_netcdf", "read_netcdf", "read_toml", "write_text"]
 
 
 def ensure_dir(path: str | Path, name: str = "output directory") -> Path:
@@ -29,6 +29,25 @@ def ensure_dir(path: str | Path, name: str = "output directory") -> Path:
     except OSError as exc:
         raise InvalidParameterError(name, "a directory that can be created or written", str(path),
                                     detail=exc.strerror or type(exc).__name__) from None
+    return p
+
+
+def check_output_dir(path: str | Path, name: str = "output directory") -> Path:
+    """Check, without creating anything, that directory ``path`` could be created and written.
+
+    A plain file on the way, or a nearest existing ancestor that is not a writable directory, is an
+    InvalidParameterError; use it before long work, so that the work is not lost at the end.
+    """
+    p = Path(path)
+    probe = p
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and (not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK)):
+        why = "not a directory" if not probe.is_dir() else "not writable"
+        raise InvalidParameterError(name, "a directory that can be created or written", str(path),
+                                    detail=f"{probe} is {why}")
     return p
 
 
