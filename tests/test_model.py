@@ -76,3 +76,24 @@ def test_problem_is_immutable_and_replace_validates():
         p.eigenvalues[0] = 3.0
     with pytest.raises(InvalidParameterError, match="samples"):
         p.replace(samples=-1)
+
+
+@pytest.mark.parametrize("kw, name", [({"weight_decay": 1e300}, "weight_decay"), ({"temperature": 1e51}, "temperature"),
+                                      ({"label_noise_var": 1e60}, "label_noise_var"), ({"alpha": 1e300}, "alpha"),
+                                      ({"lambda1": 1e300}, "lambda1")])
+def test_magnitudes_beyond_float_safety_are_refused(kw, name):
+    """g = 1e300 gave NaN inside the solver; such magnitudes are usage errors naming the parameter."""
+    args = {"modes": 10, "alpha": 0.5, "samples": 10} | kw
+    with pytest.raises(kdmft.InvalidParameterError, match=name):
+        kdmft.Problem.power_law(args.pop("modes"), args.pop("alpha"), args.pop("samples"), **args)
+
+
+def test_largest_accepted_weight_decay_freezes_learning():
+    p = kdmft.Problem.power_law(10, 0.5, 10, weight_decay=1e50)
+    ds = kdmft.learning_curve(p, [1.0, np.inf])
+    assert np.allclose(ds.test_error.values, p.signal_power, rtol=1e-12)
+
+
+def test_non_numeric_arrays_are_typed():
+    with pytest.raises(kdmft.InvalidParameterError, match="eigenvalues"):
+        kdmft.Problem(["a"], 1.0, 10)

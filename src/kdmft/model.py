@@ -28,14 +28,29 @@ from .spectra import power_law_spectrum, power_law_tail, power_law_task
 __all__ = ["Problem", "bayesian_to_langevin", "langevin_to_bayesian"]
 
 
+#: Magnitudes kdmft accepts: g, T, σ² and the teacher tail up to MAX_SCALE, eigenvalues in
+#: [MIN_EIGENVALUE, MAX_SCALE]. Far beyond any use, and far enough inside float64 that the sums of
+#: products the solvers form (λ² σ² P, T Σ λ / g, ...) cannot overflow or underflow to NaN.
+MAX_SCALE = 1e50
+MIN_EIGENVALUE = 1e-200
+
+
 def _nonneg(value: object, name: str) -> float:
+    accepted = f"a non-negative finite number <= {MAX_SCALE:g}"
     try:
         x = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise InvalidParameterError(name, "a non-negative finite number", value) from None
-    if not math.isfinite(x) or x < 0:
-        raise InvalidParameterError(name, "a non-negative finite number", value)
+        raise InvalidParameterError(name, accepted, value) from None
+    if not math.isfinite(x) or x < 0 or x > MAX_SCALE:
+        raise InvalidParameterError(name, accepted, value)
     return x
+
+
+def _float_array(values: object, name: str) -> np.ndarray:
+    try:
+        return np.array(values, dtype=np.float64, copy=True)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(name, "an array of numbers", type(values).__name__) from None
 
 
 def _positive(value: object, name: str) -> float:
@@ -105,23 +120,24 @@ class Problem:
     info: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        lam = np.array(self.eigenvalues, dtype=np.float64, copy=True)
+        lam = _float_array(self.eigenvalues, "eigenvalues")
         if lam.ndim != 1 or lam.size == 0:
             raise InvalidParameterError("eigenvalues", "a non-empty one-dimensional array",
                                         f"shape {lam.shape}")
-        if not np.all(np.isfinite(lam)) or np.any(lam <= 0):
-            bad = int(np.flatnonzero(~(np.isfinite(lam) & (lam > 0)))[0])
-            raise InvalidParameterError("eigenvalues", "positive finite numbers",
+        ok = np.isfinite(lam) & (lam >= MIN_EIGENVALUE) & (lam <= MAX_SCALE)
+        if not np.all(ok):
+            bad = int(np.flatnonzero(~ok)[0])
+            raise InvalidParameterError("eigenvalues", f"finite numbers in [{MIN_EIGENVALUE:g}, {MAX_SCALE:g}]",
                                         f"entry {bad} = {lam[bad]}")
-        v = np.array(self.task_power, dtype=np.float64, copy=True)
+        v = _float_array(self.task_power, "task_power")
         if v.ndim == 0:
             v = np.full_like(lam, float(v))
         if v.shape != lam.shape:
             raise InvalidParameterError("task_power", f"an array of the same length as eigenvalues ({lam.size})",
                                         f"length {v.size}")
-        if not np.all(np.isfinite(v)) or np.any(v < 0):
-            bad = int(np.flatnonzero(~(np.isfinite(v) & (v >= 0)))[0])
-            raise InvalidParameterError("task_power", "non-negative finite numbers",
+        if not np.all(np.isfinite(v)) or np.any(v < 0) or np.any(v > MAX_SCALE):
+            bad = int(np.flatnonzero(~(np.isfinite(v) & (v >= 0) & (v <= MAX_SCALE)))[0])
+            raise InvalidParameterError("task_power", f"finite numbers in [0, {MAX_SCALE:g}]",
                                         f"entry {bad} = {v[bad]}")
         lam.setflags(write=False)
         v.setflags(write=False)
@@ -144,6 +160,11 @@ class Problem:
         student; its extra modes enter through :attr:`teacher_tail`.
         """
         lam = power_law_spectrum(modes, alpha, lambda1)
+        if not (lam[-1] >= MIN_EIGENVALUE and lam[0] <= MAX_SCALE):
+            name, val = ("lambda1", lambda1) if not lam[0] <= MAX_SCALE else ("alpha", alpha)
+            raise InvalidParameterError(name, f"such that λ_k = λ_1 k^-(1+α) stays in [{MIN_EIGENVALUE:g}, "
+                                        f"{MAX_SCALE:g}] for k <= N = {lam.size}", val,
+                                        detail=f"λ_N = {lam[-1]:.3g}" if lam[0] <= MAX_SCALE else "")
         v = power_law_task(modes, task_exponent)
         tail = 0.0
         if teacher_modes is not None:

@@ -42,6 +42,8 @@ __all__ = ["simulate", "dataset_errors", "CHUNK", "simulate_schedule", "simulate
            "simulate_modes"]
 
 CHUNK = 32
+#: Memory one chunk of exact simulation may take (the check runs before any work).
+MAX_CHUNK_BYTES = 12 * 2**30
 _OBS = ("test_error", "train_error") + PARTS
 
 
@@ -182,6 +184,15 @@ def _data_sets(problem: Problem, R: int, seed: int):
     chunk's further draws. Small matrices run with one BLAS thread (threads cost more than they give).
     """
     P, N = problem.samples, problem.modes
+    size = min(CHUNK, R)
+    # X, XᵀX or XXᵀ, eigenvectors and the per-direction factors of one chunk, in float64.
+    need = 8.0 * size * (3.0 * P * N + 3.0 * min(P, N) ** 2)
+    if need > MAX_CHUNK_BYTES:
+        raise InvalidParameterError(
+            "modes, samples", f"small enough for the exact simulation (N·P up to about "
+            f"{MAX_CHUNK_BYTES / (8.0 * size * 6.0):.3g} for square problems)", f"N = {N}, P = {P}",
+            detail=f"a batch of {size} data sets needs about {need / 2**30:.3g} GiB, the limit is "
+            f"{MAX_CHUNK_BYTES / 2**30:.0f} GiB; the theory has no such limit")
     sqrt_lam = np.sqrt(problem.eigenvalues)
     limit = 1 if max(P, N) <= 400 else None
     with threadpool_limits(limits=limit, user_api="blas"):
