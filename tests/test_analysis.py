@@ -56,3 +56,13 @@ def test_power_law_fit_bad_input():
         kdmft.fit_power_law([1, 2], [1, 2])
     with pytest.raises(kdmft.InvalidParameterError, match="window"):
         kdmft.fit_power_law(np.arange(1, 10), np.arange(1, 10), window=(5, 1))
+
+
+def test_stopping_window_of_output_times():
+    from kdmft.analysis import DEFAULT_WINDOW, stopping_window
+
+    assert stopping_window([0.0, 0.5, 3.0, np.inf]) == (0.5, 3.0)
+    assert stopping_window([1.0]) == DEFAULT_WINDOW and stopping_window([0.0, np.inf]) == DEFAULT_WINDOW
+    assert stopping_window([1.0, 1.0], t_max=10.0) == (DEFAULT_WINDOW[0], 10.0)
+    with pytest.raises(kdmft.InvalidParameterError, match="stopping window"):
+        stopping_window([1.0, 2.0], t_min=3.0)

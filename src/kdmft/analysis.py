@@ -10,6 +10,7 @@ window or one detected automatically (the widest range where a straight line fit
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +19,8 @@ from scipy import optimize, special, stats
 from .errors import InvalidParameterError
 from .model import Problem
 
-__all__ = ["StoppingResult", "optimal_stopping", "PowerLawFit", "fit_power_law", "population_exponents",
+__all__ = ["StoppingResult", "optimal_stopping", "stopping_window", "DEFAULT_WINDOW",
+           "PowerLawFit", "fit_power_law", "population_exponents",
            "population_t_star", "population_optimum"]
 
 
@@ -40,7 +42,29 @@ class StoppingResult:
         return self.status == "interior"
 
 
-def optimal_stopping(problem: Problem, *, t_min: float = 1e-3, t_max: float = 1e6,
+#: t* search window used when the output times span none (fewer than two finite positive times).
+DEFAULT_WINDOW = (1e-3, 1e6)
+
+
+def stopping_window(times: np.ndarray | Sequence[float], t_min: float | None = None,
+                    t_max: float | None = None) -> tuple[float, float]:
+    """The t* search window for output ``times``: their smallest positive and largest finite time.
+
+    Given bounds win; with fewer than two finite positive times the missing bounds are
+    :data:`DEFAULT_WINDOW`. Raises InvalidParameterError unless 0 < t_min < t_max < inf.
+    """
+    t = np.asarray(times, dtype=np.float64).ravel()
+    fin = t[np.isfinite(t) & (t > 0)]
+    spans = np.unique(fin).size >= 2
+    lo = t_min if t_min is not None else (float(fin.min()) if spans else DEFAULT_WINDOW[0])
+    hi = t_max if t_max is not None else (float(fin.max()) if spans else DEFAULT_WINDOW[1])
+    if not (isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and 0 < lo < hi < math.inf):
+        raise InvalidParameterError("stopping window t_min, t_max", "0 < t_min < t_max < inf (by default the "
+                                    "smallest positive and largest finite output time)", (lo, hi))
+    return float(lo), float(hi)
+
+
+def optimal_stopping(problem: Problem, *, t_min: float = DEFAULT_WINDOW[0], t_max: float = DEFAULT_WINDOW[1],
                      variable: str = "test_error", points: int = 61, xtol: float = 1e-8
                      ) -> StoppingResult:
     """Minimise the theory curve ``variable`` over t in [t_min, t_max] (log-uniform search).

@@ -150,6 +150,8 @@ def compare(
 
         _check_format(fmt)
         P_list = _int_list(samples, "--samples")
+        if len(set(P_list)) != len(P_list):
+            raise InvalidParameterError("--samples", "distinct values", samples)
         t = parse_times(times)
         if np.any(np.isinf(t)):
             raise InvalidParameterError("--times", "finite (measured curves are at finite times)", times)

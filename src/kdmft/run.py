@@ -19,7 +19,7 @@ import numpy as np
 import xarray as xr
 
 from ._version import __version__
-from .analysis import optimal_stopping
+from .analysis import optimal_stopping, stopping_window
 from .config import RunConfig
 from .errors import InvalidParameterError
 from .io import write_netcdf
@@ -67,7 +67,8 @@ def run_problem(cfg: RunConfig, progress: Progress | None = None) -> xr.Dataset:
 
         stop = SimpleNamespace(t_star=math.nan, test_error=math.nan, status="not computed with a schedule")
     else:
-        stop = optimal_stopping(problem, t_min=float(finite.min()), t_max=float(finite.max()))
+        lo, hi = stopping_window(finite)
+        stop = optimal_stopping(problem, t_min=lo, t_max=hi)
     ds = theory
     attrs = _attrs_common(cfg, problem, pc)
     if cfg.simulation.enabled and scheduled:
@@ -171,8 +172,8 @@ def run_dataset(cfg: RunConfig, progress: Progress | None = None) -> xr.Dataset:
     ds = _merge(theory, measured, "measured")
     dev = theory["test_error"].values / meas["test_error"] - 1.0
     ds["relative_deviation"] = ("time", dev, {"long_name": "DMFT / measured - 1 (test error)"})
-    finite = times[times > 0]
-    stop = optimal_stopping(problem, t_min=float(finite.min()), t_max=float(finite.max()))
+    lo, hi = stopping_window(times)
+    stop = optimal_stopping(problem, t_min=lo, t_max=hi)
     ds.attrs = dict(theory.attrs)
     ds.attrs.update(_attrs_common(cfg, problem, _dataset_resolved(cfg, problem)))
     ds.attrs.update(kind="run", contents="theory and measured kernel regression (measured_*)",

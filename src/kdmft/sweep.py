@@ -55,8 +55,6 @@ __all__ = ["SWEEPABLE", "CURVE_VARIABLES", "STATUS_CODES", "SweepConfig", "Point
 SWEEPABLE: tuple[str, ...] = ("samples", "modes", "alpha", "lambda1", "weight_decay", "temperature",
                               "label_noise_var", "task_exponent", "teacher_modes", "prior_var", "noise_var")
 _INT_PARAMS = ("samples", "modes")
-#: t* search window when the output times do not span one (see SweepConfig.stopping_window).
-_DEFAULT_WINDOW = (1e-3, 1e6)
 _FILE_PARAMS = ("spectrum_file", "task_file")
 #: Curves stored over ``time`` (theory; ``sim_<name>`` and ``sim_<name>_se`` when simulated).
 CURVE_VARIABLES: tuple[str, ...] = ("test_error", "train_error", "bias", "noise_variance", "thermal_variance")
@@ -312,21 +310,10 @@ class SweepConfig:
         return np.unique(t)
 
     def stopping_window(self) -> tuple[float, float]:
-        """(t_min, t_max) of the t* search.
+        """(t_min, t_max) of the t* search (:func:`kdmft.analysis.stopping_window` of the times)."""
+        from .analysis import stopping_window
 
-        By default the smallest positive and the largest finite output time; when fewer than two
-        such times are given (``times = [1]``, ``[0, inf]``) the defaults of
-        :func:`kdmft.analysis.optimal_stopping`, [1e-3, 1e6].
-        """
-        t = self.time_grid()
-        fin = t[np.isfinite(t) & (t > 0)]
-        spans = fin.size >= 2
-        lo = self.t_min if self.t_min is not None else (float(fin.min()) if spans else _DEFAULT_WINDOW[0])
-        hi = self.t_max if self.t_max is not None else (float(fin.max()) if spans else _DEFAULT_WINDOW[1])
-        if not (isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and 0 < lo < hi < math.inf):
-            raise InvalidParameterError("stopping window t_min, t_max", "0 < t_min < t_max < inf (by default the "
-                                        "smallest positive and largest finite output time)", (lo, hi))
-        return float(lo), float(hi)
+        return stopping_window(self.time_grid(), self.t_min, self.t_max)
 
     def check(self) -> None:
         """Validate the execution settings (the problems are validated in :func:`point_specs`)."""
