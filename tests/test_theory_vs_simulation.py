@@ -126,3 +126,26 @@ def test_teacher_wider_than_student_matches_literal_simulation():
     assert np.all(np.abs(th - mean) <= tol)
     narrow = kdmft.learning_curve(problem.replace(teacher_tail=0.0), times).test_error.values
     assert np.any(np.abs(narrow - mean) > tol)
+
+
+def test_finite_size_warning_marks_where_the_threshold_gap_grows():
+    """P = N, g = 0, T > 0: past t = 1/(Pλ_N) the finite-N gap outgrows the section 7 budget, and
+    learning_curve says so; weight decay g = 3 λ_N closes the gap and silences the warning."""
+    import warnings
+
+    N = 40
+    lam_N = N ** -1.5
+    t = [1.0 / (N * lam_N) / 4, 1e4]
+    p = kdmft.Problem.power_law(N, 0.5, N, temperature=0.1)
+    with pytest.warns(kdmft.FiniteSizeWarning, match="threshold"):
+        th = kdmft.learning_curve(p, t)
+    sim = kdmft.simulate(p, t, 400, seed=1)
+    gap = sim.test_error.values / th.test_error.values - 1
+    assert gap[1] > 2 * finite_size_budget(p)                 # the warned regime really deviates
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", kdmft.FiniteSizeWarning)
+        kdmft.learning_curve(p, t[:1])                         # early times: no warning
+        ok = p.replace(weight_decay=3 * lam_N)
+        th2 = kdmft.learning_curve(ok, t)                     # g = 3 λ_N: no warning ...
+    sim2 = kdmft.simulate(ok, t, 400, seed=1)
+    assert abs(sim2.test_error.values[1] / th2.test_error.values[1] - 1) < finite_size_budget(ok)  # ... no gap

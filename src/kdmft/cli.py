@@ -174,18 +174,29 @@ def theory(
 ) -> None:
     """Typical-case (DMFT) test/train error and its bias / noise / thermal split at given times."""
     def body():
+        from .errors import FiniteSizeWarning
         from .theory import learning_curve
 
         problem, t = _problem_and_times(fmt, times, modes, alpha, lambda1, spectrum_file, task_exponent, task_file,
                                         samples, weight_decay, temperature, label_noise_var, teacher_modes,
                                         prior_var, noise_var)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # divergences are reported by _emit
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")  # divergences are reported by _emit
             ds = learning_curve(problem, t, method=method, dt=dt,
                                 schedule=_cli_schedule(lr_schedule, wd_schedule, temp_schedule))
+        _echo_warnings(caught, FiniteSizeWarning)
         _emit(ds, fmt, with_se=False)
 
     _run_guarded(body)
+
+
+def _echo_warnings(caught, *categories) -> None:
+    """Print recorded warnings of the given categories to stderr, one line each, once per message."""
+    seen = set()
+    for w in caught:
+        if issubclass(w.category, categories) and str(w.message) not in seen:
+            seen.add(str(w.message))
+            typer.echo(f"warning: {w.message}", err=True)
 
 
 def _cli_schedule(lr: str | None, wd: str | None, temp: str | None):
@@ -221,9 +232,7 @@ def simulate(
             warnings.simplefilter("always")
             ds = _with_progress(lambda cb: run_sim(problem, t, realizations, seed, progress=cb),
                                 "simulating", enabled=fmt == "table")
-        for w in caught:
-            if issubclass(w.category, HeavyTailWarning):
-                typer.echo(f"warning: {w.message}", err=True)
+        _echo_warnings(caught, HeavyTailWarning)
         _emit(ds, fmt, with_se=True)
 
     _run_guarded(body)
@@ -267,7 +276,7 @@ def run(
     """Main job: DMFT curve beside ground truth, a table, a netCDF results file and a figure."""
     def body():
         from .config import RunConfig
-        from .errors import HeavyTailWarning
+        from .errors import FiniteSizeWarning, HeavyTailWarning
         from .run import run_dataset, run_problem, write_outputs
 
         cfg = RunConfig.from_toml(config) if config is not None else RunConfig()
@@ -297,9 +306,7 @@ def run(
             else:
                 ds = _with_progress(lambda cb: run_problem(cfg, progress=cb), "simulating")
                 stem = "kdmft_run"
-        for w in caught:
-            if issubclass(w.category, HeavyTailWarning):
-                typer.echo(f"warning: {w.message}", err=True)
+        _echo_warnings(caught, HeavyTailWarning, FiniteSizeWarning)
         paths = write_outputs(ds, cfg.output.dir, stem, plot=cfg.output.plot)
         _print_run_summary(ds)
         for p in paths:

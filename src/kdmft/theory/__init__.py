@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import xarray as xr
 
-from ..errors import DivergenceWarning, InvalidParameterError
+from ..errors import DivergenceWarning, FiniteSizeWarning, InvalidParameterError
 from ..model import Problem
 from ..results import PARTS, curve_dataset, totals
 from .closed_forms import initial_errors, population_curve, ridge_kappa, stationary_errors
@@ -144,6 +144,7 @@ def learning_curve(problem: Problem, times: float | Sequence[float] | np.ndarray
         for k in PARTS:
             parts[k][mid] = vals[k]
             errs[k][mid] = e[k]
+    _warn_finite_size(problem, t)
     out = totals(parts, problem.teacher_tail)
     err_tot = {"test_error": errs["bias"] + errs["noise_variance"] + errs["thermal_variance"],
                "train_error": errs["train_bias"] + errs["train_noise_variance"]
@@ -155,6 +156,28 @@ def learning_curve(problem: Problem, times: float | Sequence[float] | np.ndarray
         if schedule is not None:
             attrs["schedule"] = schedule.describe()
     return curve_dataset(t, out, attrs, errors=err_tot)
+
+
+def _warn_finite_size(problem: Problem, t: np.ndarray) -> None:
+    """FiniteSizeWarning near the interpolation threshold, where finite N departs from the DMFT.
+
+    With |P - N| <= 0.1 N + 1, weight decay below 3 λ_N (λ_N the smallest eigenvalue) and a variance
+    source (T > 0 or label noise), the finite-N mean is pulled up by the smallest eigenvalues of
+    XᵀX once the slowest modes are reached, t > 1/(P λ_N). Measured at N = P = 100, g = 0,
+    T = 0.1: DMFT below the exact simulation by 1.8 % at t = 100, 4.7 % at 1e3, 11 % at 1e4, 26 %
+    at 1e6; at g = λ_N = 1e-3 (σ² = 0.1) by 0.5 % at every t; at N = P = 40, T = 0.1, t = 1e4 by
+    31 % (g = 0), 5.6 % (g = λ_N) and 3.7 % (g = 3 λ_N). The deviation shrinks like 1/N.
+    """
+    P, N = problem.samples, problem.modes
+    lam_min = float(problem.eigenvalues.min())
+    noisy = problem.temperature > 0 or problem.effective_noise_var > 0
+    late = np.isfinite(t) & (t > 1.0 / (P * lam_min))
+    if abs(P - N) <= 0.1 * N + 1 and problem.weight_decay < 3.0 * lam_min and noisy and late.any():
+        warnings.warn(
+            f"finite size: near the interpolation threshold (P = {P}, N = {N}) with g = {problem.weight_decay:g} "
+            f"< 3 λ_N = {3 * lam_min:.3g} and T or σ² > 0, a finite-N system lies above the DMFT at t > 1/(Pλ_N) = "
+            f"{1.0 / (P * lam_min):.3g}, increasingly with t (at N = P = 100, g = 0: 2 % at t = 100, 26 % at "
+            "t = 1e6); the gap shrinks like 1/N, and g of a few λ_N removes it", FiniteSizeWarning, stacklevel=3)
 
 
 def _divergence_reason(problem: Problem, parts: list[str]) -> str:
