@@ -415,7 +415,7 @@ def compute_point(spec: PointSpec) -> dict[str, Any]:
     from threadpoolctl import threadpool_limits
 
     from .analysis import optimal_stopping
-    from .errors import DivergenceWarning, HeavyTailWarning
+    from .errors import DivergenceWarning, FiniteSizeWarning, HeavyTailWarning
     from .simulate import simulate
     from .theory import learning_curve
 
@@ -425,6 +425,7 @@ def compute_point(spec: PointSpec) -> dict[str, Any]:
         with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
             warnings.simplefilter("ignore", DivergenceWarning)  # reported by divergence_note
             warnings.simplefilter("ignore", HeavyTailWarning)  # stored as sim_test_error_heavy_tail
+            warnings.simplefilter("ignore", FiniteSizeWarning)  # one per point would drown the output
             problem = ProblemConfig(**spec.problem).build(Path(spec.base_dir))
             ds = learning_curve(problem, spec.times, method=spec.method)
             out: dict[str, Any] = {k: ds[k].values.astype(np.float64) for k in CURVE_VARIABLES}
