@@ -10,6 +10,7 @@ and the late-time growth disappears. Prints the numbers and writes the figure.
 from __future__ import annotations
 
 import argparse
+import warnings
 
 import matplotlib
 
@@ -20,6 +21,11 @@ import numpy as np  # noqa: E402
 import kdmft  # noqa: E402
 from kdmft.schedules import Schedule, Shape  # noqa: E402
 from kdmft.simulate import simulate_schedule  # noqa: E402
+
+
+# At P = N and g = 0 kdmft warns that a finite system drifts above the DMFT at late times; here
+# that gap is part of what the figure and table show, so the warning is not repeated.
+warnings.filterwarnings("ignore", category=kdmft.FiniteSizeWarning)
 
 
 def main() -> None:
@@ -36,7 +42,7 @@ def main() -> None:
     sim_c = simulate_schedule(p, ts, None, args.realizations, 0)
     sim_a = simulate_schedule(p, ts, anneal, args.realizations, 0)
     fig, ax = plt.subplots(figsize=(6, 4))
-    for ds, sim, lab, c in ((const, sim_c, "constant T = 0.1", "C0"), (ann, sim_a, "T(t) = 0.1 e^{-t/5}", "C3")):
+    for ds, sim, lab, c in ((const, sim_c, "constant T = 0.1", "C0"), (ann, sim_a, "T(t) = 0.1·exp(−t/5)", "C3")):
         ax.loglog(t, ds.test_error, color=c, label=f"{lab}: test error (DMFT)")
         ax.loglog(t, ds.thermal_variance, color=c, ls="--", label="thermal variance")
         ax.errorbar(ts, sim.test_error, yerr=sim.test_error_se, fmt="o", color=c, ms=4)
@@ -45,7 +51,7 @@ def main() -> None:
     ax.set_title("λ_k = k^-3/2, N = P = 100, g = 0 (dots: exact simulation)", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(args.out, dpi=90)
+    fig.savefig(args.out, dpi=130)
     print(f"{'t':>6} {'E const (DMFT)':>15} {'sim':>16} {'E anneal (DMFT)':>16} {'sim':>16}")
     tc = kdmft.learning_curve(p, ts, method="time-domain", dt=0.05)
     ta = kdmft.learning_curve(p, ts, method="time-domain", dt=0.05, schedule=anneal)
