@@ -22,7 +22,6 @@ import kdmft  # noqa: E402
 from kdmft.schedules import Schedule, Shape  # noqa: E402
 from kdmft.simulate import simulate_schedule  # noqa: E402
 
-
 # At P = N and g = 0 kdmft warns that a finite system drifts above the DMFT at late times; here
 # that gap is part of what the figure and table show, so the warning is not repeated.
 warnings.filterwarnings("ignore", category=kdmft.FiniteSizeWarning)
