@@ -22,12 +22,17 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+import warnings
 
 import numpy as np
 
 import kdmft
 from kdmft.results import PARTS
 from kdmft.theory.timedomain import timedomain_parts
+
+# Benchmarks time the solvers; the finite-size caveat of their near-threshold problems is
+# documented (README, THEORY.md section 7) and not repeated here.
+warnings.filterwarnings("ignore", category=kdmft.FiniteSizeWarning)
 
 
 def main() -> None:

@@ -598,12 +598,12 @@ def simulate_modes(problem: Problem, modes: int | Sequence[int], times: float | 
         ``amplitude`` (realization, mode, time) and ``teacher`` (realization, mode), as
         :func:`kdmft.theory.single_mode.sample_modes`; seed, realizations, problem in attrs.
     """
-    from .theory.single_mode import _finite_times, check_mode_indices, resolve_teacher
+    from .theory.single_mode import check_finite_times, check_mode_indices, resolve_teacher
 
     if not isinstance(problem, Problem):
         raise InvalidParameterError("problem", "a kdmft.Problem", type(problem).__name__)
     k = check_mode_indices(modes, problem.modes) - 1
-    t = _finite_times(times)
+    t = check_finite_times(times)
     _, R = _check_common(problem, t, realizations, seed)
     v = problem.task_power
     P, N = problem.samples, problem.modes
@@ -616,8 +616,8 @@ def simulate_modes(problem: Problem, modes: int | Sequence[int], times: float | 
     wout = np.empty((R, k.size))
     for start, _, X in _data_sets(problem, R, seed):                # the same X as simulate()
         size = X.shape[0]
-        j = start // CHUNK
-        sub = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(j, 1)))
+        # A second stream per chunk: the data sets X stay those of simulate() with the same seed.
+        sub = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(start // CHUNK, 1)))
         wbar = (sub.standard_normal((size, N)) * np.sqrt(v) if fixed is None
                 else np.broadcast_to(fixed, (size, N)))
         eps = sub.standard_normal((size, P)) * math.sqrt(s2)
@@ -642,10 +642,10 @@ def simulate_modes(problem: Problem, modes: int | Sequence[int], times: float | 
                 # null-space projection of z: z - V Vᵀ z (V is zero on dropped directions)
                 w += z[:, k] - np.einsum("bkr,br->bk", Vk, np.einsum("bnr,bn->br", V, z))
             traj[:, :, i] = w
-        out[j * CHUNK:j * CHUNK + size] = traj[:, :, np.argsort(order)]
-        wout[j * CHUNK:j * CHUNK + size] = wbar[:, k]
+        out[start:start + size] = traj[:, :, np.argsort(order)]
+        wout[start:start + size] = wbar[:, k]
         if progress is not None:
-            progress(j * CHUNK + size, R)
+            progress(start + size, R)
     return xr.Dataset(
         {"amplitude": (("realization", "mode", "time"), out, {"long_name": "w_k(t) (exact simulation)"}),
          "teacher": (("realization", "mode"), wout, {"long_name": "teacher amplitude w̄_k"})},

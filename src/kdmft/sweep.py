@@ -34,6 +34,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import uuid
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -542,7 +543,11 @@ def _run_dask(specs: Sequence[PointSpec], on_result: Callable[[PointSpec, dict],
                     own_cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                                dashboard_address=None, silence_logs=logging.ERROR)
                 client = own_client = Client(own_cluster)
-        futures = client.map(compute_point, list(specs), key=[f"kdmft-point-{s.key}" for s in specs], pure=False)
+        # Keys unique per call: a later sweep on the same cluster must compute, not pick up
+        # futures of an earlier one that the scheduler still holds (resume is the disk cache's job).
+        token = uuid.uuid4().hex[:8]
+        futures = client.map(compute_point, list(specs), key=[f"kdmft-point-{s.key}-{token}" for s in specs],
+                             pure=False)
         by_key = {f.key: s for f, s in zip(futures, specs, strict=True)}
         try:
             for fut, result in as_completed(futures, with_results=True):

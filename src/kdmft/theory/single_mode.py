@@ -35,7 +35,8 @@ from .._version import __version__
 from ..errors import InvalidParameterError
 from ..model import Problem
 
-__all__ = ["mode_process", "sample_modes", "compare_modes", "check_mode_indices", "resolve_teacher",
+__all__ = ["mode_process", "sample_modes", "compare_modes", "check_mode_indices", "check_finite_times",
+           "resolve_teacher",
            "MAX_MODE_STEPS"]
 
 #: Largest grid accepted by :func:`mode_process`: the two-time transform costs O(n²) memory
@@ -49,8 +50,8 @@ def check_mode_indices(modes: int | Sequence[int], N: int, name: str = "modes") 
         k = np.atleast_1d(np.asarray(modes))
     except (TypeError, ValueError):
         raise InvalidParameterError(name, f"integers in [1, {N}]", modes) from None
-    if k.ndim != 1 or k.size == 0 or k.dtype.kind not in "iu" and not (
-            k.dtype.kind == "f" and np.all(np.isfinite(k)) and np.all(k == np.round(k))):
+    integral = k.dtype.kind in "iu" or (k.dtype.kind == "f" and np.all(np.isfinite(k)) and np.all(k == np.round(k)))
+    if k.ndim != 1 or k.size == 0 or not integral:
         raise InvalidParameterError(name, f"a non-empty list of integers in [1, {N}]", modes)
     k = k.astype(int)
     bad = (k < 1) | (k > N)
@@ -61,7 +62,8 @@ def check_mode_indices(modes: int | Sequence[int], N: int, name: str = "modes") 
     return k
 
 
-def _finite_times(times) -> np.ndarray:
+def check_finite_times(times) -> np.ndarray:
+    """Validate distinct finite times t >= 0 (the single-mode processes live on a time grid)."""
     from . import check_times
 
     t = check_times(times)
@@ -109,7 +111,7 @@ def mode_process(problem: Problem, modes: int | Sequence[int], times: float | Se
     if not isinstance(problem, Problem):
         raise InvalidParameterError("problem", "a kdmft.Problem", type(problem).__name__)
     k = check_mode_indices(modes, problem.modes)
-    t = _finite_times(times)
+    t = check_finite_times(times)
     if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not math.isfinite(dt) or dt <= 0:
         raise InvalidParameterError("dt", "a positive finite number", dt)
     tmax = float(t.max())
