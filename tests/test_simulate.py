@@ -186,3 +186,9 @@ def test_t_inf_mean_is_infinite_near_threshold(P, diverges):
     assert np.isinf(ds.noise_variance.values[1]) == diverges
     assert np.isinf(ds.test_error.values[1]) == diverges
     assert np.all(np.isfinite(ds.test_error.values[:1])) and np.isfinite(ds.train_error.values[1])
+
+
+def test_too_large_simulation_is_refused_before_allocating():
+    p = kdmft.Problem.power_law(100_000, 0.5, 100_000)
+    with pytest.raises(kdmft.InvalidParameterError, match="modes, samples"):
+        kdmft.simulate(p, [1.0], realizations=2, seed=0)
