@@ -31,6 +31,7 @@ from .cli import (
     Times,
     WeightDecay,
     _console,
+    _echo_warnings,
     _problem_and_times,
     _run_guarded,
     _with_progress,
@@ -61,7 +62,7 @@ def modes(
         import numpy as np
         import xarray as xr
 
-        from .errors import InvalidParameterError
+        from .errors import FiniteSizeWarning, InvalidParameterError
         from .simulate import simulate_modes
         from .theory.single_mode import check_mode_indices, compare_modes, mode_process
 
@@ -74,7 +75,10 @@ def modes(
             raise InvalidParameterError("--mode-index", "comma-separated integers >= 1", mode_index) from None
         check_mode_indices(ks, problem.modes, "--mode-index")
         teacher = "random" if random_teacher else None
-        proc = mode_process(problem, ks, t, dt=dt)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            proc = mode_process(problem, ks, t, dt=dt)
+        _echo_warnings(caught, FiniteSizeWarning)
         sim = _with_progress(lambda cb: simulate_modes(problem, ks, t, realizations, seed, teacher=teacher,
                                                        progress=cb), "simulating", enabled=fmt == "table")
         cmp = compare_modes(proc, sim)

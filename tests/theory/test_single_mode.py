@@ -173,3 +173,14 @@ def test_cli_modes_json_and_errors(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--mode-index" in r.stderr
     assert not (tmp_path / "bad.nc").exists()
+
+
+def test_unresolved_stiff_modes_raise_and_tiny_dt_is_refused():
+    """Pλ_1 dt = 1000: the variance of mode 1 was 9x too small with exit 0; now ConvergenceError."""
+    p = kdmft.Problem.power_law(10, 0.5, 200, lambda1=500.0, temperature=0.1)
+    with pytest.raises(kdmft.ConvergenceError, match="mode 1"):
+        mode_process(p, [1, 5, 10], [0.1, 1.0], dt=0.01)
+    with pytest.raises(InvalidParameterError, match="dt"):
+        mode_process(p, [1], [1.0], dt=1e-20)
+    with pytest.raises(InvalidParameterError, match="dt"):
+        mode_process(p, [1], [0.05, 1.0], dt=0.01)      # fewer than 8 steps before t = 0.05
