@@ -69,6 +69,13 @@ def modes(
         problem, t = _problem_and_times(fmt, times, modes, alpha, lambda1, spectrum_file, task_exponent, task_file,
                                         samples, weight_decay, temperature, label_noise_var, teacher_modes,
                                         prior_var, noise_var)
+        from .io import check_output_file
+
+        if out is not None and plot is not None and Path(out).resolve() == Path(plot).resolve():
+            raise InvalidParameterError("--plot", "a different file from --out", str(plot))
+        for flag, path in (("--out", out), ("--plot", plot)):
+            if path is not None:
+                check_output_file(path, flag)
         try:
             ks = [int(x) for x in mode_index.split(",")]
         except ValueError:

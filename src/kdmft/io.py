@@ -18,7 +18,8 @@ import xarray as xr
 
 from .errors import InvalidParameterError
 
-__all__ = ["check_output_dir", "ensure_dir", "atomic_path", "write_netcdf", "read_netcdf", "read_toml", "write_text"]
+__all__ = ["check_output_file", "check_output_dir", "ensure_dir", "atomic_path", "write_netcdf", "read_netcdf",
+           "read_toml", "write_text"]
 
 
 def ensure_dir(path: str | Path, name: str = "output directory") -> Path:
@@ -51,6 +52,15 @@ def check_output_dir(path: str | Path, name: str = "output directory") -> Path:
     return p
 
 
+def check_output_file(path: str | Path, name: str = "output file") -> Path:
+    """Check, without writing, that file ``path`` could be written (not a directory; usable parent)."""
+    p = Path(path)
+    if p.is_dir():
+        raise InvalidParameterError(name, "a file path, not a directory", str(path))
+    check_output_dir(p.parent, name)
+    return p
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it to ``path`` if the block succeeds."""
@@ -69,7 +79,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp_path, 0o666 & ~umask)
-        os.replace(tmp_path, target)
+        try:
+            os.replace(tmp_path, target)
+        except OSError as exc:   # e.g. the target is a directory
+            raise InvalidParameterError("output file", "a path that can be replaced by a file", str(target),
+                                        detail=exc.strerror or type(exc).__name__) from None
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

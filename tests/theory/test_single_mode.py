@@ -184,3 +184,15 @@ def test_unresolved_stiff_modes_raise_and_tiny_dt_is_refused():
         mode_process(p, [1], [1.0], dt=1e-20)
     with pytest.raises(InvalidParameterError, match="dt"):
         mode_process(p, [1], [0.05, 1.0], dt=0.01)      # fewer than 8 steps before t = 0.05
+
+
+def test_cli_modes_output_paths_are_checked_first(tmp_path):
+    base = [sys.executable, "-m", "kdmft", "modes", "--modes", "20", "--alpha", "0.5", "--samples", "20",
+            "--temperature", "0.1", "--times", "1", "--mode-index", "1", "--dt", "0.02", "--realizations", "20"]
+    (tmp_path / "adir").mkdir()
+    for extra, flag in ((["--out", str(tmp_path / "adir")], "--out"),
+                        (["--out", str(tmp_path / "ok.nc"), "--plot", str(tmp_path / "adir")], "--plot"),
+                        (["--out", str(tmp_path / "ok.nc"), "--plot", str(tmp_path / "ok.nc")], "--plot")):
+        r = subprocess.run(base + extra, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 2 and flag in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert not (tmp_path / "ok.nc").exists()
