@@ -192,3 +192,12 @@ def test_too_large_simulation_is_refused_before_allocating():
     p = kdmft.Problem.power_law(100_000, 0.5, 100_000)
     with pytest.raises(kdmft.InvalidParameterError, match="modes, samples"):
         kdmft.simulate(p, [1.0], realizations=2, seed=0)
+
+
+@pytest.mark.parametrize("P", [52, 53])
+def test_t_inf_infinite_variance_is_flagged_heavy_tailed(P):
+    """|P - N| = 2, 3 at g = 0: finite mean, infinite variance over data sets; the SE is flagged."""
+    p = kdmft.Problem.power_law(50, 0.5, P, label_noise_var=0.1)
+    with pytest.warns(kdmft.HeavyTailWarning):
+        ds = kdmft.simulate(p, [1.0, np.inf], realizations=100, seed=2)
+    assert ds.test_error_heavy_tail.values.tolist() == [0, 1] and np.isfinite(ds.test_error.values[1])

@@ -112,7 +112,9 @@ def _divergence_note(ds, names: list[str]) -> str:
                    + ("it diffuses for ever in the null space of XᵀX" if P < N else
                       "at P = N the smallest eigenvalues of XᵀX approach 0"))
     if "noise_variance" in names:
-        why.append(f"at the interpolation threshold P = N = {N} with g = 0 the label-noise variance diverges")
+        why.append(f"at the interpolation threshold P = N = {N} with g = 0 the label-noise variance diverges"
+                   if P == N else f"near the interpolation threshold (P = {P}, N = {N}) with g = 0 the mean "
+                   "over data sets of the label-noise variance is infinite (smallest eigenvalue of XᵀX near 0)")
     return "; ".join(why) or "see the documentation"
 
 

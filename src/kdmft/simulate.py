@@ -250,6 +250,8 @@ def simulate(problem: Problem, times: float | Sequence[float] | np.ndarray, real
         values[k + "_se"] = np.where(finite, se, math.inf)  # an infinite mean has no error bar
         if k == "test_error":
             heavy = _heavy_tail(mom, k, mean, se, R)
+    if _infinite_variance_at_inf(problem):
+        heavy |= np.isinf(t)
     diverging = _divergent_at_inf(problem)
     if diverging and np.isinf(t).any():
         at = np.isinf(t)
@@ -289,6 +291,17 @@ def _divergent_at_inf(problem: Problem) -> list[str]:
     if problem.temperature > 0 and problem.samples >= problem.modes:
         out.append("thermal_variance")
     return out
+
+
+def _infinite_variance_at_inf(problem: Problem) -> bool:
+    """True where the t = inf errors have a finite mean but an infinite variance over data sets.
+
+    With the density of s_min(XᵀX) ~ s^((|P-N|-1)/2) at 0, E[1/s²] = ∞ for |P - N| <= 3 (g = 0), so
+    for |P - N| = 2, 3 the mean is finite and its standard error meaningless: flagged heavy tailed.
+    """
+    d = abs(problem.samples - problem.modes)
+    noisy = problem.effective_noise_var > 0 or (problem.temperature > 0 and problem.samples > problem.modes)
+    return problem.weight_decay == 0 and 2 <= d <= 3 and noisy
 
 
 def _add_chunk(mom: _Moments, problem: Problem, parts: dict, start: int, R: int, progress) -> None:

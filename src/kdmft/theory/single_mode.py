@@ -71,7 +71,7 @@ def check_finite_times(times) -> np.ndarray:
     if np.isinf(t).any():
         raise InvalidParameterError("times", "finite (the single-mode process is computed on a time grid)", "inf")
     if np.unique(t).size != t.size:
-        raise InvalidParameterError("times", "distinct times", list(t))
+        raise InvalidParameterError("times", "distinct times", [float(x) for x in t])
     return t
 
 
