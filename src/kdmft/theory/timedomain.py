@@ -482,6 +482,9 @@ def timedomain_parts(lam: np.ndarray, v: np.ndarray, P: int, g: float, T: float,
     _check_steps(tmax / dt + 1, float(dt), tmax)
 
     def solve(step, tt):
+        # The grid reaches at least 3 steps: cubic interpolation needs 4 points (the extra
+        # horizon is harmless, the equations are causal).
+        tt = np.append(tt, max(float(tt.max()), 3.0 * step))
         if protocol is None:
             n = int(math.ceil(float(tt.max()) / step - 1e-9)) + 1
             _check_steps(n, step, tmax)
@@ -492,7 +495,7 @@ def timedomain_parts(lam: np.ndarray, v: np.ndarray, P: int, g: float, T: float,
             _check_steps(grid.n, step, tmax)
         gt = grid.dtau * np.arange(grid.n)
         d = _grid_parts(lam, v, P, noise_var, grid, oversample)
-        return {k: _interp(gt, d[k], tau) for k in PARTS}
+        return {k: _interp(gt, d[k], tau)[:-1] for k in PARTS}
 
     tpos = t[t > 0]
     if tpos.size and float(tpos.min()) < MIN_STEPS_TO_FIRST_TIME * dt:
