@@ -128,8 +128,7 @@ def _print_table(ds, *, with_se: bool, rows: int | None = None) -> None:
     for c in cols:
         table.add_column(c, justify="right")
     t = ds["time"].values
-    idx = np.arange(t.size) if rows is None or t.size <= rows else np.unique(
-        np.r_[np.linspace(0, t.size - 1, rows).round().astype(int)])
+    idx = np.arange(t.size) if rows is None else _table_rows(t.size, rows)
     for i in idx:
         cells = [_fmt(t[i], 6)]
         for c in cols:
@@ -139,6 +138,16 @@ def _print_table(ds, *, with_se: bool, rows: int | None = None) -> None:
             cells.append(cell)
         table.add_row(*cells)
     _console().print(table)
+
+
+def _table_rows(n: int, rows: int):
+    """At most about ``rows`` row indices of n, evenly strided (log-spaced times stay evenly spaced), last kept."""
+    import numpy as np
+
+    if n <= rows:
+        return np.arange(n)
+    step = math.ceil((n - 1) / (rows - 1))
+    return np.unique(np.r_[np.arange(0, n - 1, step), n - 1])
 
 
 def _fmt(x: float, digits: int = 4) -> str:
@@ -327,7 +336,6 @@ def _console():
 
 
 def _print_run_summary(ds) -> None:
-    import numpy as np
     from rich.table import Table
 
     console = _console()
@@ -348,7 +356,7 @@ def _print_run_summary(ds) -> None:
         table.add_column(c, justify="right", no_wrap=True)
     t = ds["time"].values
     n = t.size
-    idx = np.unique(np.r_[np.linspace(0, n - 1, min(n, 13)).round().astype(int)])
+    idx = _table_rows(n, 13)
     for i in idx:
         row = [_fmt(t[i], 3), _fmt(ds.test_error.values[i])]
         if truth:
