@@ -25,8 +25,9 @@ import xarray as xr
 
 from ._version import __version__
 from .errors import InvalidParameterError
-from .io import atomic_path, write_text
+from .io import write_text
 from .model import Problem
+from .plots import save_figure
 from .realdata import KernelSpectrum, SpectrumFit, kernel_spectrum, measured_curve
 
 __all__ = ["summed_output_problem", "predicted_curve", "compare_curves", "deviation_table",
@@ -215,11 +216,7 @@ def plot_compare(ds: xr.Dataset, path: str | Path, *, title: str = "") -> Path:
     ax.legend(fontsize=7, ncol=2)
     if title:
         ax.set_title(title, fontsize=10)
-    out = Path(path)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
-    return out
+    return save_figure(fig, path, dpi=120)
 
 
 def spectrum_report(spec: KernelSpectrum, fit: SpectrumFit, resolved: int, extra: dict | None = None) -> dict:
@@ -284,8 +281,4 @@ def plot_spectrum(spec: KernelSpectrum, fit: SpectrumFit, resolved: int, path: s
     ax.legend(fontsize=7)
     if title:
         ax.set_title(title, fontsize=10)
-    out = Path(path)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
-    return out
+    return save_figure(fig, path, dpi=120)

@@ -9,7 +9,7 @@ import xarray as xr
 
 from .io import atomic_path
 
-__all__ = ["plot_learning_curve", "plot_real_data", "plot_mode_distributions"]
+__all__ = ["plot_learning_curve", "plot_real_data", "plot_mode_distributions", "save_figure"]
 
 _COLORS = {"test_error": "k", "bias": "tab:blue", "noise_variance": "tab:orange",
            "thermal_variance": "tab:red"}
@@ -26,12 +26,12 @@ def _figure():
     return plt
 
 
-def _save(plt, fig, path: str | Path) -> Path:
-    """Write ``fig`` as PNG atomically and close it."""
+def save_figure(fig, path: str | Path, *, dpi: int = 130, **savefig_kw) -> Path:
+    """Write matplotlib figure ``fig`` as PNG atomically (no partial file on failure) and close it."""
     out = Path(path)
     with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=130, format="png")
-    plt.close(fig)
+        fig.savefig(tmp, dpi=dpi, format="png", **savefig_kw)
+    _figure().close(fig)
     return out
 
 
@@ -78,7 +78,7 @@ def plot_learning_curve(theory: xr.Dataset, path: str | Path, *, simulation: xr.
         ax.set_title(title, fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8, loc="best")
-    return _save(plt, fig, path)
+    return save_figure(fig, path)
 
 
 def plot_real_data(theory: xr.Dataset, measured: xr.Dataset, path: str | Path, *, title: str = "") -> Path:
@@ -110,7 +110,7 @@ def plot_real_data(theory: xr.Dataset, measured: xr.Dataset, path: str | Path, *
     ax.grid(True, alpha=0.3)
     ax2.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(plt, fig, path)
+    return save_figure(fig, path)
 
 
 def plot_mode_distributions(process: xr.Dataset, samples: xr.Dataset, path: str | Path, *,
@@ -169,4 +169,4 @@ def plot_mode_distributions(process: xr.Dataset, samples: xr.Dataset, path: str 
         qq.legend(fontsize=6)
     if title:
         fig.suptitle(title, fontsize=9)
-    return _save(plt, fig, path)
+    return save_figure(fig, path)

@@ -34,7 +34,8 @@ import xarray as xr
 
 from .analysis import PowerLawFit, fit_power_law, population_exponents, population_optimum, population_t_star
 from .errors import InvalidParameterError
-from .io import atomic_path, ensure_dir, write_text
+from .io import ensure_dir, write_text
+from .plots import save_figure
 
 __all__ = ["Report", "analyze", "point_parameters"]
 
@@ -150,10 +151,7 @@ def _plt():
 
 
 def _save(fig, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    _plt().close(fig)
-    return path
+    return save_figure(fig, path, dpi=110, bbox_inches="tight")
 
 
 def _late_time(ds: xr.Dataset) -> float:

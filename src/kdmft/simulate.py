@@ -364,6 +364,14 @@ def _chunked(problem: Problem, t: np.ndarray, R: int, seed: int, per_chunk, attr
     return ds
 
 
+def _protocol_values(schedule, g: float, T: float, t: np.ndarray):
+    """Learning-rate factor η, weight decay g(t) and temperature T(t) at times t (constant without a schedule)."""
+    if schedule is None:
+        return np.ones_like(t), np.full_like(t, g), np.full_like(t, T)
+    return (schedule.factor("learning_rate", t), g * schedule.factor("weight_decay", t),
+            T * schedule.factor("temperature", t))
+
+
 def _fine_cells(schedule, g: float, T: float, t: np.ndarray, cells: int):
     """Cells of a fine t grid holding every output time and breakpoint: Δτ, g, T at midpoints."""
     tmax = float(t.max())
@@ -373,12 +381,7 @@ def _fine_cells(schedule, g: float, T: float, t: np.ndarray, cells: int):
     fine = np.unique(np.concatenate(pts))
     mid = 0.5 * (fine[1:] + fine[:-1])
     h = np.diff(fine)
-    if schedule is None:
-        eta, gm, Tm = np.ones_like(mid), np.full_like(mid, g), np.full_like(mid, T)
-    else:
-        eta = schedule.factor("learning_rate", mid)
-        gm = g * schedule.factor("weight_decay", mid)
-        Tm = T * schedule.factor("temperature", mid)
+    eta, gm, Tm = _protocol_values(schedule, g, T, mid)
     out_idx = np.searchsorted(fine, t)          # fine[out_idx] == t
     return eta * h, gm, Tm, out_idx
 
@@ -513,12 +516,7 @@ def simulate_em(problem: Problem, times: float | Sequence[float] | np.ndarray, r
         raise InvalidParameterError("dt", f"at least max(times) / 2e6 = {ts[-1] / 2e6:.3g}", dt)
     left = edges[:-1]
     h = np.diff(edges)
-    if schedule is None:
-        eta, gl, Tl = np.ones_like(left), np.full_like(left, g), np.full_like(left, T)
-    else:
-        eta = schedule.factor("learning_rate", left)
-        gl = g * schedule.factor("weight_decay", left)
-        Tl = T * schedule.factor("temperature", left)
+    eta, gl, Tl = _protocol_values(schedule, g, T, left)
     sd = np.sqrt(2.0 * eta * Tl * h)
     inv = np.argsort(order)
     hmax = float(np.max(eta * h)) if h.size else 0.0
