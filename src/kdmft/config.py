@@ -54,7 +54,7 @@ from .model import Problem, bayesian_to_langevin
 from .spectra import load_array_file
 
 __all__ = ["ProblemConfig", "TimesConfig", "SimulationConfig", "DatasetConfig", "OutputConfig",
-           "RunConfig", "parse_times"]
+           "RunConfig", "parse_times", "split_numbers"]
 
 
 def _typed(table: str, key: str, value: Any, kind: type | tuple[type, ...]) -> Any:
@@ -201,19 +201,27 @@ def _check_task(v: np.ndarray, n: int) -> None:
         raise InvalidParameterError("task_file", "non-negative task powers", f"entry {bad} = {v[bad]}")
 
 
-def parse_times(text: str) -> np.ndarray:
-    """Parse "t1,t2,..." (``inf`` allowed) into an array; errors name ``--times``."""
+def split_numbers(text: str, flag: str, accepted: str) -> list[tuple[str, float]]:
+    """Split a comma-separated command-line value into (item, float) pairs.
+
+    An empty item or one that is not a number raises InvalidParameterError naming ``flag``.
+    """
     items = [s.strip() for s in str(text).split(",")]
-    if not items or any(s == "" for s in items):
-        raise InvalidParameterError("--times", "a comma-separated list of numbers >= 0 (inf allowed)",
-                                    text)
+    if any(s == "" for s in items):
+        raise InvalidParameterError(flag, accepted, text)
     out = []
     for s in items:
         try:
-            x = float(s)
+            out.append((s, float(s)))
         except ValueError:
-            raise InvalidParameterError("--times", "a comma-separated list of numbers >= 0 (inf allowed)",
-                                        s) from None
+            raise InvalidParameterError(flag, accepted, s) from None
+    return out
+
+
+def parse_times(text: str) -> np.ndarray:
+    """Parse "t1,t2,..." (``inf`` allowed) into an array; errors name ``--times``."""
+    out = []
+    for s, x in split_numbers(text, "--times", "a comma-separated list of numbers >= 0 (inf allowed)"):
         if math.isnan(x) or x < 0:
             raise InvalidParameterError("--times", "numbers >= 0 or inf", s)
         out.append(x)

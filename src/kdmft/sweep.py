@@ -45,7 +45,7 @@ import numpy as np
 import xarray as xr
 
 from ._version import __version__
-from .config import ProblemConfig, TimesConfig, parse_times
+from .config import ProblemConfig, TimesConfig, parse_times, split_numbers
 from .errors import ConvergenceError, InvalidParameterError, KdmftError
 from .io import atomic_path, ensure_dir, read_toml, write_netcdf
 
@@ -100,19 +100,9 @@ def parse_list(text: str, name: str) -> int | float | list[int | float]:
 
     ``inf`` is accepted where the parameter allows it (``teacher_modes``).
     """
-    items = [s.strip() for s in str(text).split(",")]
-    if any(s == "" for s in items):
-        raise InvalidParameterError(f"--{name.replace('_', '-')}", "a number or a comma-separated list of numbers",
-                                    text)
-    out = []
-    for s in items:
-        try:
-            x = float(s)
-        except ValueError:
-            raise InvalidParameterError(f"--{name.replace('_', '-')}",
-                                        "a number or a comma-separated list of numbers", s) from None
-        out.append(_coerce(name, x))
-    return out if len(items) > 1 else out[0]
+    pairs = split_numbers(text, f"--{name.replace('_', '-')}", "a number or a comma-separated list of numbers")
+    out = [_coerce(name, x) for _, x in pairs]
+    return out if len(out) > 1 else out[0]
 
 
 def _as_values(name: str, value: Any) -> list[int | float] | int | float | None:
