@@ -175,7 +175,10 @@ def theory(
     times: Times = None, fmt: Format = "table",
     method: Annotated[str, typer.Option("--method", "--solver", help="Solver: laplace or time-domain.")] = "laplace",
     dt: Annotated[float | None, typer.Option(
-        "--dt", help="Time step of the time-domain solver (SDE time units, default 0.01).")] = None,
+        "--dt", help="Time step of the uniform time-domain grid (SDE time units, default 0.01).")] = None,
+    grid: Annotated[str | None, typer.Option(
+        "--grid", help="Time grid of the time-domain solver: uniform (step --dt, t <= 20000 dt) or graded "
+        "(non-uniform, long horizons; learning-rate and temperature schedules).")] = None,
     lr_schedule: Annotated[str | None, typer.Option(
         "--lr-schedule", help="Learning-rate factor η(t), e.g. warmup:duration=1 (time-domain solver).")] = None,
     wd_schedule: Annotated[str | None, typer.Option(
@@ -193,7 +196,7 @@ def theory(
                                         prior_var, noise_var)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")  # divergences are reported by _emit
-            ds = learning_curve(problem, t, method=method, dt=dt,
+            ds = learning_curve(problem, t, method=method, dt=dt, grid=grid,
                                 schedule=_cli_schedule(lr_schedule, wd_schedule, temp_schedule))
         _echo_warnings(caught, FiniteSizeWarning)
         _emit(ds, fmt, with_se=False)
@@ -283,6 +286,9 @@ def run(
         "--solver", help="DMFT solver: laplace or time-domain (default: [theory] solver, else laplace).")] = None,
     dt: Annotated[float | None, typer.Option(
         "--dt", help="Time step of the time-domain solver (SDE time units; default [theory] dt, else 0.01).")] = None,
+    grid: Annotated[str | None, typer.Option(
+        "--grid", help="Time grid of the time-domain solver: uniform or graded (default: [theory] grid, "
+        "else uniform).")] = None,
 ) -> None:
     """Main job: DMFT curve beside ground truth, a table, a netCDF results file and a figure."""
     def body():
@@ -306,6 +312,8 @@ def run(
             cfg.theory.solver = solver
         if dt is not None:
             cfg.theory.dt = dt
+        if grid is not None:
+            cfg.theory.grid = grid
         from .io import check_output_dir
 
         check_output_dir(cfg.output.dir, "--output-dir")   # before minutes of work, not after

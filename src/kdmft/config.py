@@ -295,12 +295,14 @@ class OutputConfig:
 
 @dataclass
 class TheoryConfig:
-    """DMFT solver of ``kdmft run``: ``solver`` = "laplace" or "time-domain", ``dt`` its step."""
+    """DMFT solver of ``kdmft run``: ``solver`` = "laplace" or "time-domain"; for the time-domain
+    solver ``grid`` = "uniform" (step ``dt``) or "graded" (long horizons)."""
 
     solver: str = "laplace"
     dt: float | None = None
+    grid: str | None = None
 
-    _types = {"solver": str, "dt": float}
+    _types = {"solver": str, "dt": float, "grid": str}
 
 
 @dataclass

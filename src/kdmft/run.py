@@ -57,10 +57,11 @@ def run_problem(cfg: RunConfig, progress: Progress | None = None) -> xr.Dataset:
     schedule = cfg.schedule.build()
     scheduled = schedule is not None and not schedule.is_constant
     times = cfg.times.array() if scheduled else np.concatenate([cfg.times.array(), [math.inf]])
-    if cfg.theory.solver == "laplace" and cfg.theory.dt is None and schedule is None:
+    if cfg.theory.solver == "laplace" and cfg.theory.dt is None and cfg.theory.grid is None and schedule is None:
         theory = learning_curve(problem, times)
     else:
-        theory = learning_curve(problem, times, method=cfg.theory.solver, dt=cfg.theory.dt, schedule=schedule)
+        theory = learning_curve(problem, times, method=cfg.theory.solver, dt=cfg.theory.dt, schedule=schedule,
+                                grid=cfg.theory.grid)
     finite = times[np.isfinite(times)]
     if scheduled:  # optimal_stopping assumes a constant protocol
         from types import SimpleNamespace

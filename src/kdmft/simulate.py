@@ -373,9 +373,15 @@ def _protocol_values(schedule, g: float, T: float, t: np.ndarray):
 
 
 def _fine_cells(schedule, g: float, T: float, t: np.ndarray, cells: int):
-    """Cells of a fine t grid holding every output time and breakpoint: Δτ, g, T at midpoints."""
+    """Cells of a fine t grid holding every output time and breakpoint: Δτ, g, T at midpoints.
+
+    ``cells`` uniform cells plus ``cells // 4`` geometric ones from 1e-9 t_max, so that a schedule
+    varying early (a fast anneal or warm-up) stays resolved over a long horizon.
+    """
     tmax = float(t.max())
     pts = [np.linspace(0.0, tmax, cells + 1), t]
+    if tmax > 0:
+        pts.append(np.geomspace(1e-9 * tmax, tmax, max(cells // 4, 2)))
     if schedule is not None:
         pts.append(schedule.breakpoints(tmax))
     fine = np.unique(np.concatenate(pts))
@@ -433,8 +439,8 @@ def simulate_schedule(problem: Problem, times: float | Sequence[float] | np.ndar
 
     With η(t), g(t), T(t) scalars times the identity, the propagator is a function of XᵀX alone,
     U(t,u) = exp(-(τ(t)-τ(u)) XᵀX - (γ(t)-γ(u))), τ = ∫η, γ = ∫ηg, so every observable needs
-    only 1-D integrals per eigenvalue of XᵀX (:func:`scheduled_factors`, ``cells`` cells on
-    [0, max t]). Teacher and label noise are averaged exactly per data set, as in
+    only 1-D integrals per eigenvalue of XᵀX (:func:`scheduled_factors`, ``cells`` uniform plus
+    ``cells // 4`` geometric cells on [0, max t]). Teacher and label noise are averaged exactly per data set, as in
     :func:`simulate`, whose data sets (X) it shares for the same seed.
 
     Parameters

@@ -11,8 +11,11 @@ Solvers (``method``):
 ``"laplace"``
     THEORY.md section 4: Talbot inversion of the Laplace-domain DMFT, self-verified.
 ``"time-domain"``
-    THEORY.md section 3: the two-time equations on a uniform grid of step ``dt`` (second order);
-    also serves training schedules (``schedule=``). See :mod:`kdmft.theory.timedomain`.
+    THEORY.md section 3 with training schedules (``schedule=``). ``grid="uniform"`` (default):
+    the two-time equations on a uniform grid of step ``dt`` (second order, t_max <= 20000 dt; see
+    :mod:`kdmft.theory.timedomain`). ``grid="graded"``: a non-uniform grid for long horizons,
+    for learning-rate and temperature schedules at constant weight decay, self-verified to
+    ``rtol`` (see :mod:`kdmft.theory.graded`).
 
 t = 0 and t = inf are always taken from the closed forms (section 5), whatever the method.
 """
@@ -32,7 +35,7 @@ from ..results import PARTS, curve_dataset, totals
 from .closed_forms import initial_errors, population_curve, ridge_kappa, stationary_errors
 from .laplace import laplace_parts
 
-__all__ = ["learning_curve", "check_times", "METHODS", "initial_errors", "stationary_errors",
+__all__ = ["learning_curve", "check_times", "METHODS", "GRIDS", "initial_errors", "stationary_errors",
            "ridge_kappa", "population_curve"]
 
 
@@ -43,7 +46,12 @@ def _laplace(problem: Problem, times: np.ndarray, rtol: float):
 
 
 def _time_domain(problem: Problem, times: np.ndarray, rtol: float, *, dt: float | None = None,
-                 schedule=None):
+                 schedule=None, grid: str = "uniform"):
+    if grid == "graded":
+        from .graded import graded_parts
+
+        return graded_parts(problem.eigenvalues, problem.task_power, problem.samples, problem.weight_decay,
+                            problem.temperature, problem.effective_noise_var, times, schedule=schedule, rtol=rtol)
     from .timedomain import timedomain_parts
 
     protocol = None
@@ -56,6 +64,8 @@ def _time_domain(problem: Problem, times: np.ndarray, rtol: float, *, dt: float 
 
 #: Solver name -> function(problem, finite positive times, rtol, **options) -> (values, errors).
 METHODS: dict[str, Callable] = {"laplace": _laplace, "time-domain": _time_domain}
+#: Time grids of the time-domain solver.
+GRIDS = ("uniform", "graded")
 
 
 def check_times(times: float | Sequence[float] | np.ndarray, name: str = "times") -> np.ndarray:
@@ -75,7 +85,7 @@ def check_times(times: float | Sequence[float] | np.ndarray, name: str = "times"
 
 def learning_curve(problem: Problem, times: float | Sequence[float] | np.ndarray, *,
                    method: str = "laplace", rtol: float = 1e-6, dt: float | None = None,
-                   schedule=None) -> xr.Dataset:
+                   schedule=None, grid: str | None = None) -> xr.Dataset:
     """Typical test and train error, with bias / noise / thermal split, at the given times.
 
     Parameters
@@ -85,16 +95,21 @@ def learning_curve(problem: Problem, times: float | Sequence[float] | np.ndarray
     times : float or sequence of float
         Training times t >= 0 in SDE units; ``inf`` gives the stationary (ridge / posterior)
         limit. Order and duplicates are kept.
-    method : {"laplace"}
+    method : {"laplace", "time-domain"}
         Solver for 0 < t < inf.
     rtol : float
         Relative accuracy the solver must verify, else it raises ConvergenceError (Laplace
-        solver; the time-domain solver's accuracy is set by ``dt`` and reported in ``*_err``).
+        solver and the graded grid; the uniform grid's accuracy is set by ``dt``, checked
+        against 1e-2 and reported in ``*_err``).
     dt : float, optional
-        Time step of the time-domain solver (default 1e-2); an error for other methods.
+        Time step of the uniform time-domain grid (default 1e-2); an error otherwise.
     schedule : kdmft.schedules.Schedule, optional
         Learning-rate / weight-decay / temperature schedule (time-domain solver only; a
-        non-constant schedule has no t = inf value).
+        non-constant schedule has no t = inf value). The graded grid takes learning-rate and
+        temperature schedules; a weight-decay schedule needs the uniform grid.
+    grid : {"uniform", "graded"}, optional
+        Time grid of the time-domain solver (default "uniform"). "graded" is non-uniform, with
+        a cost independent of the horizon: use it for long runs (t_max > 20000 dt).
 
     Returns
     -------
@@ -114,10 +129,15 @@ def learning_curve(problem: Problem, times: float | Sequence[float] | np.ndarray
     except KeyError:
         raise InvalidParameterError("method", f"one of {sorted(METHODS)}", method) from None
     options = {}
-    if dt is not None or schedule is not None:
+    if grid is not None and grid not in GRIDS:
+        raise InvalidParameterError("grid", f"one of {list(GRIDS)}", grid)
+    if dt is not None or schedule is not None or grid is not None:
         if method != "time-domain":
-            raise InvalidParameterError("method", "'time-domain' when dt or schedule is given", method)
-        options = {"dt": dt, "schedule": schedule}
+            raise InvalidParameterError("method", "'time-domain' when dt, schedule or grid is given", method)
+        options = {"dt": dt, "schedule": schedule, "grid": grid or "uniform"}
+        if grid == "graded" and dt is not None:
+            raise InvalidParameterError("dt", "omitted with grid='graded' (its cells are chosen and verified "
+                                        "automatically)", dt)
         if schedule is not None and not schedule.is_constant and np.isinf(t).any():
             raise InvalidParameterError("times", "finite with a time-dependent schedule", "inf")
 
@@ -152,7 +172,9 @@ def learning_curve(problem: Problem, times: float | Sequence[float] | np.ndarray
     err_tot.update(errs)
     attrs = {"kind": "theory", "method": method, "rtol": rtol, **problem.attrs()}
     if method == "time-domain":
-        attrs["dt"] = 1e-2 if dt is None else dt
+        attrs["grid"] = grid or "uniform"
+        if attrs["grid"] == "uniform":
+            attrs["dt"] = 1e-2 if dt is None else dt
         if schedule is not None:
             attrs["schedule"] = schedule.describe()
     return curve_dataset(t, out, attrs, errors=err_tot)

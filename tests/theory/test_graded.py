@@ -1,0 +1,168 @@
+"""Graded (non-uniform) time grid: constant protocols against the Laplace solver, learning-rate and
+temperature schedules against the uniform time-domain grid and against the exact scheduled
+simulation over a horizon the uniform grid refuses; each comparison rejects a wrong parameter."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import kdmft
+from kdmft.errors import ConvergenceError, InvalidParameterError
+from kdmft.results import PARTS
+from kdmft.schedules import Schedule, Shape
+from kdmft.simulate import simulate_schedule
+from kdmft.theory.graded import graded_parts, time_map
+from kdmft.theory.laplace import laplace_parts
+from kdmft.theory.timedomain import timedomain_parts
+
+OBS = ("test_error", "train_error", "bias", "noise_variance", "thermal_variance")
+
+
+def _graded(p: kdmft.Problem, t, schedule=None, **kw):
+    return graded_parts(p.eigenvalues, p.task_power, p.samples, p.weight_decay, p.temperature,
+                        p.effective_noise_var, np.asarray(t, float), schedule=schedule, **kw)
+
+
+@pytest.mark.parametrize("P,g,T,s2", [(100, 0.1, 0.05, 0.1), (100, 0.0, 0.1, 0.0), (50, 0.01, 0.1, 0.3)])
+def test_constant_protocol_equals_laplace(P, g, T, s2):
+    """Without a schedule the graded quadrature reproduces the Laplace thermal parts from 0.1 to 1e4."""
+    p = kdmft.Problem.power_law(100, 0.5, P, weight_decay=g, temperature=T, label_noise_var=s2)
+    t = np.geomspace(0.1, 1e4, 13)
+    gv, ge = _graded(p, t)
+    lv, _ = laplace_parts(p.eigenvalues, p.task_power, P, g, T, p.effective_noise_var, t)
+    for k in PARTS:
+        np.testing.assert_allclose(gv[k], lv[k], rtol=1e-7, atol=1e-12, err_msg=k)
+        assert np.all(ge[k] <= 1e-6 * np.abs(gv[k]) + 1e-10), k
+
+
+def test_time_map_integrates_the_learning_rate():
+    """τ(t) = ∫η: closed forms for warm-up, cosine and step factors, to 1e-10."""
+    t = np.array([0.3, 1.0, 2.5, 7.0, 100.0])
+    warm = time_map(Schedule(learning_rate=Shape("warmup", {"duration": 2.0, "start": 0.2})), 100.0)(t)
+    exact = np.where(t < 2, 0.2 * t + 0.8 * t**2 / 4, 0.2 * 2 + 0.8 * 1 + (t - 2))
+    np.testing.assert_allclose(warm, exact, rtol=1e-10)
+    step = time_map(Schedule(learning_rate=Shape("step", {"at": [1.0, 5.0], "values": [2.0, 0.5, 1.0]})), 100.0)(t)
+    exact = np.select([t < 1, t < 5], [2 * t, 2 + 0.5 * (t - 1)], 4 + (t - 5))
+    np.testing.assert_allclose(step, exact, rtol=1e-10)
+    cos = time_map(Schedule(learning_rate=Shape("cosine", {"duration": 4.0, "floor": 0.2})), 100.0)(t)
+    d = np.minimum(t, 4.0)
+    exact = 0.2 * t + 0.8 * (0.5 * d + 0.5 * 4 / np.pi * np.sin(np.pi * d / 4))
+    np.testing.assert_allclose(cos, exact, rtol=1e-10)
+
+
+SCHEDULES = {
+    "anneal": Schedule(temperature=Shape("exponential", {"rate": 0.5})),
+    "warmup-step": Schedule(learning_rate=Shape("warmup", {"duration": 2.0, "start": 0.1}),
+                            temperature=Shape("step", {"at": [1.0, 3.0], "values": [1.0, 0.3, 0.05]})),
+    "cosine": Schedule(learning_rate=Shape("cosine", {"duration": 4.0, "floor": 0.1}),
+                       temperature=Shape("cosine", {"duration": 3.0})),
+    "callable": Schedule(learning_rate=lambda x: 1 + 0.5 * np.sin(x), temperature=lambda x: np.exp(-x) * (1 + x)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULES))
+def test_schedules_agree_with_uniform_grid(name):
+    """Graded vs the uniform time-domain grid (dt = 0.01, an independent discretisation) on [0.5, 5]:
+    agreement within three times the uniform grid's own error estimate (its largest over the times:
+    the estimate of one time can vanish where the error changes sign)."""
+    p = kdmft.Problem.power_law(60, 0.5, 60, weight_decay=0.1, temperature=0.05, label_noise_var=0.1)
+    t = np.array([0.5, 1.0, 2.0, 3.5, 5.0])
+    s = SCHEDULES[name]
+    gv, _ = _graded(p, t, s)
+    uv, ue = timedomain_parts(p.eigenvalues, p.task_power, 60, 0.1, 0.05, p.effective_noise_var, t, dt=0.01,
+                              protocol=s.protocol_sampler(0.1, 0.05))
+    for k in PARTS:
+        assert np.all(_off(gv, uv, ue, k) <= 1), (name, k)
+
+
+def _off(gv, uv, ue, k):
+    """|graded - uniform| in units of the tolerance 3 max_t(error estimate) + 1e-6 |value| + 1e-9."""
+    return np.abs(gv[k] - uv[k]) / (3 * ue[k].max() + 1e-6 * np.abs(uv[k]) + 1e-9)
+
+
+def test_uniform_grid_comparison_rejects_wrong_rate():
+    """The same measure rejects a graded run whose annealing rate is 0.6 instead of 0.5."""
+    p = kdmft.Problem.power_law(60, 0.5, 60, weight_decay=0.1, temperature=0.05, label_noise_var=0.1)
+    t = np.array([0.5, 1.0, 2.0, 3.5, 5.0])
+    s = SCHEDULES["anneal"]
+    uv, ue = timedomain_parts(p.eigenvalues, p.task_power, 60, 0.1, 0.05, p.effective_noise_var, t, dt=0.01,
+                              protocol=s.protocol_sampler(0.1, 0.05))
+    bad, _ = _graded(p, t, Schedule(temperature=Shape("exponential", {"rate": 0.6})))
+    assert np.any(_off(bad, uv, ue, "thermal_variance") > 1)
+
+
+LONG = Schedule(learning_rate=Shape("warmup", {"duration": 5.0}),
+                temperature=Shape("exponential", {"rate": 0.01, "floor": 0.02}))
+LONG_T = np.array([10.0, 100.0, 1e3, 1e4])
+
+
+@pytest.fixture(scope="module")
+def long_sim():
+    """Exact scheduled simulation to t = 1e4, N = 60, P = 30 (null-space growth: the late error is
+    the integral of the temperature), 300 data sets."""
+    p = kdmft.Problem.power_law(60, 0.5, 30, temperature=0.1, label_noise_var=0.1)
+    return p, simulate_schedule(p, LONG_T, LONG, 300, 3)
+
+
+def _long_theory(p, schedule):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return kdmft.learning_curve(p, LONG_T, method="time-domain", grid="graded", schedule=schedule)
+
+
+def test_long_horizon_matches_exact_simulation(long_sim):
+    """t up to 1e4 (5e5 steps of dt = 0.02, refused by the uniform grid) against the exact scheduled
+    simulation: within the finite-size budget 2/N + 4 SE for every part."""
+    p, sim = long_sim
+    th = _long_theory(p, LONG)
+    budget = 2.0 / 60
+    for k in OBS:
+        dev = np.abs(th[k].values - sim[k].values)
+        assert np.all(dev < budget * sim[k].values + 4 * sim[k + "_se"].values + 1e-12), (k, dev / sim[k].values)
+    with pytest.raises(InvalidParameterError, match="dt"):
+        kdmft.learning_curve(p, LONG_T, method="time-domain", dt=0.02, schedule=LONG)
+
+
+@pytest.mark.parametrize("wrong", ["rate", "floor", "P"])
+def test_long_horizon_comparison_rejects_wrong_parameter(long_sim, wrong):
+    p, sim = long_sim
+    s = LONG
+    if wrong == "rate":
+        s = Schedule(learning_rate=LONG.learning_rate, temperature=Shape("exponential", {"rate": 0.013, "floor": 0.02}))
+    elif wrong == "floor":
+        s = Schedule(learning_rate=LONG.learning_rate, temperature=Shape("exponential", {"rate": 0.01, "floor": 0.026}))
+    else:
+        p = kdmft.Problem.power_law(60, 0.5, 27, temperature=0.1, label_noise_var=0.1)
+    th = _long_theory(p, s)
+    dev = np.abs(th.test_error.values - sim.test_error.values)
+    assert np.any(dev > 2.0 / 60 * sim.test_error.values + 4 * sim.test_error_se.values)
+
+
+def test_bad_input_and_unresolvable_schedule():
+    p = kdmft.Problem.power_law(40, 0.5, 40, temperature=0.1)
+    with pytest.raises(InvalidParameterError, match="dt"):
+        kdmft.learning_curve(p, [1.0], method="time-domain", grid="graded", dt=0.01)
+    with pytest.raises(InvalidParameterError, match="grid"):
+        kdmft.learning_curve(p, [1.0], method="time-domain", grid="fine")
+    with pytest.raises(InvalidParameterError, match="method"):
+        kdmft.learning_curve(p, [1.0], grid="graded")
+    with pytest.raises(InvalidParameterError, match="schedule.weight_decay"):
+        kdmft.learning_curve(p, [1.0], method="time-domain", grid="graded",
+                             schedule=Schedule(weight_decay=Shape("exponential", {"rate": 1.0})))
+    with pytest.raises(InvalidParameterError, match="per_decade"):
+        _graded(p, [1.0], per_decade=2)
+    # A temperature oscillating a thousand times faster than the grid: refused, not returned.
+    fast = Schedule(temperature=lambda x: 1.0 + 0.9 * np.sin(300.0 * x))
+    with pytest.raises(ConvergenceError, match="temperature schedule"):
+        kdmft.learning_curve(p, [1e3], method="time-domain", grid="graded", schedule=fast)
+    # A constant weight-decay factor is a constant g: accepted and equal to scaling g.
+    half = Schedule(weight_decay=Shape("constant", {"value": 0.5}))
+    p1 = kdmft.Problem.power_law(40, 0.5, 40, weight_decay=0.2, temperature=0.1)
+    p2 = kdmft.Problem.power_law(40, 0.5, 40, weight_decay=0.1, temperature=0.1)
+    a = kdmft.learning_curve(p1, [1.0, 50.0], method="time-domain", grid="graded", schedule=half)
+    b = kdmft.learning_curve(p2, [1.0, 50.0])
+    np.testing.assert_allclose(a.test_error.values, b.test_error.values, rtol=1e-7)
+    assert a.attrs["grid"] == "graded" and "dt" not in a.attrs
