@@ -178,7 +178,7 @@ def theory(
         "--dt", help="Time step of the uniform time-domain grid (SDE time units, default 0.01).")] = None,
     grid: Annotated[str | None, typer.Option(
         "--grid", help="Time grid of the time-domain solver: uniform (step --dt, t <= 20000 dt) or graded "
-        "(non-uniform, long horizons; learning-rate and temperature schedules).")] = None,
+        "(non-uniform, for long horizons; cost independent of t).")] = None,
     lr_schedule: Annotated[str | None, typer.Option(
         "--lr-schedule", help="Learning-rate factor η(t), e.g. warmup:duration=1 (time-domain solver).")] = None,
     wd_schedule: Annotated[str | None, typer.Option(

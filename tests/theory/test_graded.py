@@ -60,20 +60,27 @@ SCHEDULES = {
     "cosine": Schedule(learning_rate=Shape("cosine", {"duration": 4.0, "floor": 0.1}),
                        temperature=Shape("cosine", {"duration": 3.0})),
     "callable": Schedule(learning_rate=lambda x: 1 + 0.5 * np.sin(x), temperature=lambda x: np.exp(-x) * (1 + x)),
+    "decay-exponential": Schedule(weight_decay=Shape("exponential", {"rate": 0.5, "floor": 0.2})),
+    "decay-step-warmup": Schedule(learning_rate=Shape("warmup", {"duration": 2.0, "start": 0.1}),
+                                  weight_decay=Shape("step", {"at": [1.0, 3.0], "values": [1.0, 0.3, 0.05]}),
+                                  temperature=Shape("exponential", {"rate": 0.3})),
+    "decay-cosine": Schedule(weight_decay=Shape("cosine", {"duration": 4.0, "floor": 0.1}),
+                             temperature=Shape("cosine", {"duration": 3.0})),
 }
 
 
 @pytest.mark.parametrize("name", sorted(SCHEDULES))
 def test_schedules_agree_with_uniform_grid(name):
-    """Graded vs the uniform time-domain grid (dt = 0.01, an independent discretisation) on [0.5, 5]:
+    """Graded vs the uniform time-domain grid (dt = 0.005, an independent discretisation) on [0.5, 5]:
     agreement within three times the uniform grid's own error estimate (its largest over the times:
     the estimate of one time can vanish where the error changes sign)."""
-    p = kdmft.Problem.power_law(60, 0.5, 60, weight_decay=0.1, temperature=0.05, label_noise_var=0.1)
+    g = 0.3 if name.startswith("decay") else 0.1
+    p = kdmft.Problem.power_law(60, 0.5, 60, weight_decay=g, temperature=0.05, label_noise_var=0.1)
     t = np.array([0.5, 1.0, 2.0, 3.5, 5.0])
     s = SCHEDULES[name]
     gv, _ = _graded(p, t, s)
-    uv, ue = timedomain_parts(p.eigenvalues, p.task_power, 60, 0.1, 0.05, p.effective_noise_var, t, dt=0.01,
-                              protocol=s.protocol_sampler(0.1, 0.05))
+    uv, ue = timedomain_parts(p.eigenvalues, p.task_power, 60, g, 0.05, p.effective_noise_var, t, dt=0.005,
+                              protocol=s.protocol_sampler(g, 0.05))
     for k in PARTS:
         assert np.all(_off(gv, uv, ue, k) <= 1), (name, k)
 
@@ -83,20 +90,30 @@ def _off(gv, uv, ue, k):
     return np.abs(gv[k] - uv[k]) / (3 * ue[k].max() + 1e-6 * np.abs(uv[k]) + 1e-9)
 
 
-def test_uniform_grid_comparison_rejects_wrong_rate():
-    """The same measure rejects a graded run whose annealing rate is 0.6 instead of 0.5."""
-    p = kdmft.Problem.power_law(60, 0.5, 60, weight_decay=0.1, temperature=0.05, label_noise_var=0.1)
+@pytest.mark.parametrize("name", ["anneal", "decay-exponential"])
+def test_uniform_grid_comparison_rejects_wrong_rate(name):
+    """The same measure rejects a graded run whose rate is 1.2 times the true one (temperature
+    annealing; weight-decay decay, which acts through the bias and the variances)."""
+    g = 0.3 if name.startswith("decay") else 0.1
+    p = kdmft.Problem.power_law(60, 0.5, 60, weight_decay=g, temperature=0.05, label_noise_var=0.1)
     t = np.array([0.5, 1.0, 2.0, 3.5, 5.0])
-    s = SCHEDULES["anneal"]
-    uv, ue = timedomain_parts(p.eigenvalues, p.task_power, 60, 0.1, 0.05, p.effective_noise_var, t, dt=0.01,
-                              protocol=s.protocol_sampler(0.1, 0.05))
-    bad, _ = _graded(p, t, Schedule(temperature=Shape("exponential", {"rate": 0.6})))
-    assert np.any(_off(bad, uv, ue, "thermal_variance") > 1)
+    s = SCHEDULES[name]
+    uv, ue = timedomain_parts(p.eigenvalues, p.task_power, 60, g, 0.05, p.effective_noise_var, t, dt=0.005,
+                              protocol=s.protocol_sampler(g, 0.05))
+    role = "temperature" if name == "anneal" else "weight_decay"
+    shape = getattr(s, role)
+    wrong = Schedule(**{role: Shape("exponential", {**shape.params, "rate": 1.2 * shape.params["rate"]})})
+    bad, _ = _graded(p, t, wrong)
+    assert any(np.any(_off(bad, uv, ue, k) > 1) for k in ("bias", "thermal_variance"))
 
 
 LONG = Schedule(learning_rate=Shape("warmup", {"duration": 5.0}),
                 temperature=Shape("exponential", {"rate": 0.01, "floor": 0.02}))
 LONG_T = np.array([10.0, 100.0, 1e3, 1e4])
+#: Weight decay 0.05 stepped down to 0.03 at t = 100 (gauge spread 2.0 over [0, 3000]).
+LONG_G = Schedule(learning_rate=LONG.learning_rate, temperature=LONG.temperature,
+                  weight_decay=Shape("step", {"at": [100.0], "values": [1.0, 0.6]}))
+LONG_G_T = np.array([10.0, 100.0, 300.0, 3e3])
 
 
 @pytest.fixture(scope="module")
@@ -107,23 +124,32 @@ def long_sim():
     return p, simulate_schedule(p, LONG_T, LONG, 300, 3)
 
 
-def _long_theory(p, schedule):
+@pytest.fixture(scope="module")
+def long_sim_g():
+    """The same with a weight-decay step (g = 0.05 -> 0.03 at t = 100), to t = 3000."""
+    p = kdmft.Problem.power_law(60, 0.5, 30, weight_decay=0.05, temperature=0.1, label_noise_var=0.1)
+    return p, simulate_schedule(p, LONG_G_T, LONG_G, 300, 3)
+
+
+def _long_theory(p, schedule, times=LONG_T):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return kdmft.learning_curve(p, LONG_T, method="time-domain", grid="graded", schedule=schedule)
+        return kdmft.learning_curve(p, times, method="time-domain", grid="graded", schedule=schedule)
 
 
-def test_long_horizon_matches_exact_simulation(long_sim):
+@pytest.mark.parametrize("case", ["temperature", "weight-decay"])
+def test_long_horizon_matches_exact_simulation(long_sim, long_sim_g, case):
     """t up to 1e4 (5e5 steps of dt = 0.02, refused by the uniform grid) against the exact scheduled
     simulation: within the finite-size budget 2/N + 4 SE for every part."""
-    p, sim = long_sim
-    th = _long_theory(p, LONG)
+    p, sim = long_sim if case == "temperature" else long_sim_g
+    times, s = (LONG_T, LONG) if case == "temperature" else (LONG_G_T, LONG_G)
+    th = _long_theory(p, s, times)
     budget = 2.0 / 60
     for k in OBS:
         dev = np.abs(th[k].values - sim[k].values)
         assert np.all(dev < budget * sim[k].values + 4 * sim[k + "_se"].values + 1e-12), (k, dev / sim[k].values)
     with pytest.raises(InvalidParameterError, match="dt"):
-        kdmft.learning_curve(p, LONG_T, method="time-domain", dt=0.02, schedule=LONG)
+        kdmft.learning_curve(p, times, method="time-domain", dt=0.01, schedule=s)
 
 
 @pytest.mark.parametrize("wrong", ["rate", "floor", "P"])
@@ -141,6 +167,17 @@ def test_long_horizon_comparison_rejects_wrong_parameter(long_sim, wrong):
     assert np.any(dev > 2.0 / 60 * sim.test_error.values + 4 * sim.test_error_se.values)
 
 
+@pytest.mark.parametrize("values", [[1.0, 0.8], [0.8, 0.6]], ids=["after", "before"])
+def test_long_horizon_weight_decay_comparison_rejects_wrong_step(long_sim_g, values):
+    """The weight-decay comparison rejects a wrong factor after (0.8 for 0.6) or before the step."""
+    p, sim = long_sim_g
+    s = Schedule(learning_rate=LONG.learning_rate, temperature=LONG.temperature,
+                 weight_decay=Shape("step", {"at": [100.0], "values": values}))
+    th = _long_theory(p, s, LONG_G_T)
+    dev = np.abs(th.test_error.values - sim.test_error.values)
+    assert np.any(dev > 2.0 / 60 * sim.test_error.values + 4 * sim.test_error_se.values)
+
+
 def test_bad_input_and_unresolvable_schedule():
     p = kdmft.Problem.power_law(40, 0.5, 40, temperature=0.1)
     with pytest.raises(InvalidParameterError, match="dt"):
@@ -149,9 +186,10 @@ def test_bad_input_and_unresolvable_schedule():
         kdmft.learning_curve(p, [1.0], method="time-domain", grid="fine")
     with pytest.raises(InvalidParameterError, match="method"):
         kdmft.learning_curve(p, [1.0], grid="graded")
-    with pytest.raises(InvalidParameterError, match="schedule.weight_decay"):
-        kdmft.learning_curve(p, [1.0], method="time-domain", grid="graded",
-                             schedule=Schedule(weight_decay=Shape("exponential", {"rate": 1.0})))
+    with pytest.raises(InvalidParameterError, match="schedule.weight_decay"):   # gauge spread 0.5 * 1e3 / 2
+        kdmft.learning_curve(kdmft.Problem.power_law(40, 0.5, 40, weight_decay=1.0), [1e3], method="time-domain",
+                             grid="graded", schedule=Schedule(weight_decay=Shape("step", {"at": [500.0],
+                                                                                        "values": [1.0, 0.0]})))
     with pytest.raises(InvalidParameterError, match="per_decade"):
         _graded(p, [1.0], per_decade=2)
     # A temperature oscillating a thousand times faster than the grid: refused, not returned.

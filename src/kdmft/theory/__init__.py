@@ -13,9 +13,8 @@ Solvers (``method``):
 ``"time-domain"``
     THEORY.md section 3 with training schedules (``schedule=``). ``grid="uniform"`` (default):
     the two-time equations on a uniform grid of step ``dt`` (second order, t_max <= 20000 dt; see
-    :mod:`kdmft.theory.timedomain`). ``grid="graded"``: a non-uniform grid for long horizons,
-    for learning-rate and temperature schedules at constant weight decay, self-verified to
-    ``rtol`` (see :mod:`kdmft.theory.graded`).
+    :mod:`kdmft.theory.timedomain`). ``grid="graded"``: a non-uniform grid for long horizons
+    whose cost does not grow with t_max, self-verified to ``rtol`` (see :mod:`kdmft.theory.graded`).
 
 t = 0 and t = inf are always taken from the closed forms (section 5), whatever the method.
 """
@@ -105,8 +104,7 @@ def learning_curve(problem: Problem, times: float | Sequence[float] | np.ndarray
         Time step of the uniform time-domain grid (default 1e-2); an error otherwise.
     schedule : kdmft.schedules.Schedule, optional
         Learning-rate / weight-decay / temperature schedule (time-domain solver only; a
-        non-constant schedule has no t = inf value). The graded grid takes learning-rate and
-        temperature schedules; a weight-decay schedule needs the uniform grid.
+        non-constant schedule has no t = inf value).
     grid : {"uniform", "graded"}, optional
         Time grid of the time-domain solver (default "uniform"). "graded" is non-uniform, with
         a cost independent of the horizon: use it for long runs (t_max > 20000 dt).

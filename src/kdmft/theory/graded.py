@@ -1,4 +1,4 @@
-"""Graded-grid solver: learning-rate and temperature schedules over long horizons.
+"""Graded-grid solver: training schedules over long horizons.
 
 The uniform grid of :mod:`kdmft.theory.timedomain` needs t_max/dt steps at a cost O(N n_t²), so
 it is capped at :data:`~kdmft.theory.timedomain.MAX_STEPS` steps: t ≤ 200 at dt = 1e-2. Here
@@ -7,8 +7,8 @@ integration window, and the cost does not grow with the horizon.
 
 Reduction
 ---------
-With a constant weight decay g, a learning-rate factor η(t) is a change of time, τ(t) = ∫_0^t η,
-and the SDE in τ is the constant-g SDE with temperature T(t(τ)) (THEORY.md section 3, the
+A learning-rate factor η(t) is a change of time, τ(t) = ∫_0^t η. With a constant weight decay g
+the SDE in τ is the constant-g SDE with temperature T(t(τ)) (THEORY.md section 3: the
 responses and the memory kernel stay time-translation invariant). Hence
 
 * bias and label-noise parts (test and train) are the constant-protocol values at τ(t): they
@@ -24,24 +24,38 @@ responses and the memory kernel stay time-translation invariant). Hence
   obtained by Talbot inversion (verified with two contour resolutions, as in the Laplace
   solver). With constant T this is exactly the Laplace solver's thermal part.
 
+A weight-decay schedule g(t) is a gauge factor: in the frame ẽ = e^{Γ} e, Γ = ∫η(g - g0) dt
+with g0 the mean over the window, the responses keep the constant g0 and only the sources
+change (the mean is driven by μ = δ_0 + g e^{Γ} dτ, the label noise by e^{Γ}, the Langevin noise by
+T e^{2Γ}). The bias and noise parts are then ∫∫ Ψ(τ-u, τ-v) μ(du) μ(dv) for 2-D Toeplitz kernels Ψ
+known in the Laplace domain (Σ λ_k v_k R_k R_k / den, P G G S / den and their train versions);
+the double integral is one quadratic form on the Talbot nodes of the lags' windows (each lag
+on the contour of its own window of ratio 4). The spread of Γ is limited to
+:data:`~kdmft.schedules.MAX_GAUGE_SPREAD`, as on the uniform grid.
+
 Quadrature
 ----------
 For each output time t the window [0, t] is cut into cells with edges geometric from both
 ends (``per_decade`` per decade, from 1e-9 t up to t/2; the breakpoints of every schedule are
 edges, so steps and kinks are exact), and each cell contributes T(midpoint) times the exact
-increment of Q. The rule is second order in the cell size; the error estimate is the
-difference to the same rule on every other edge, divided by 3. Where it exceeds the requested
+increment of Q. The rule is second order in the cell size; it is evaluated on the grid, on
+every other edge and on every fourth edge, and Richardson-extrapolated (fourth order); the
+error estimate is the difference of the two extrapolations (measured 5-30 times the true
+error) plus the difference of two contour resolutions. Where it exceeds the requested
 accuracy the density is doubled (up to :data:`MAX_PER_DECADE`), after which a
 :class:`~kdmft.errors.ConvergenceError` is raised. τ(t) is integrated with 4-point
 Gauss-Legendre on a graded grid of 512 cells per decade.
 
 Cost: O(n_times · per_decade · log(1/1e-9)) evaluations of the schedule and of two Talbot sums,
-plus one resolvent solve per window of ratio 4 in time; independent of t_max.
+plus one resolvent solve per window of ratio 4 in time; with a weight-decay schedule also
+O(N n_nodes²) for the kernel matrices (n_nodes = 24 per window, about 25 windows) and
+O(n_nodes² n_times) for the quadratic forms. Memory O(n_nodes² + n_nodes n_times). Neither grows
+with t_max.
 
-Limits: a weight-decay schedule breaks the time-translation invariance of the responses (it is
-a gauge factor only within a bounded spread) and is refused here: use the uniform grid. A
-callable schedule that oscillates on a scale much shorter than t far from t = 0 is only resolved
-if ``per_decade`` is raised accordingly (the error estimate cannot see aliasing).
+Limits: a weight-decay schedule whose gauge spread exceeds the limit is refused (as on the
+uniform grid). A callable schedule that oscillates on a scale much shorter than t far from
+t = 0 is only resolved if ``per_decade`` is raised accordingly (the error estimate cannot see
+aliasing).
 """
 
 from __future__ import annotations
@@ -82,31 +96,58 @@ def _gl(f, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return half * (f(x) @ _GL_W)
 
 
-def time_map(schedule, t_max: float):
-    """Function t -> τ(t) = ∫_0^t η on [0, t_max] (identity without a learning-rate schedule).
-
-    Cells are geometric from 1e-12 t_max (512 per decade) plus the schedule's breakpoints, each
-    integrated with 4-point Gauss-Legendre; a point inside a cell adds the partial cell.
-    """
-    if schedule is None or schedule.learning_rate is None:
-        return lambda t: np.asarray(t, dtype=np.float64).copy()
-
-    def eta(x):
-        return schedule.factor("learning_rate", x)
-
+def _integrator(schedule, t_max: float, f):
+    """Function t -> ∫_0^t f on [0, t_max]: 4-point Gauss-Legendre on cells geometric from
+    1e-12 t_max (512 per decade) plus the schedule's breakpoints; a point inside a cell adds the
+    partial cell."""
     decades = 12
     nodes = np.unique(np.concatenate([[0.0], np.geomspace(t_max * 10.0**-decades, t_max, decades * TAU_PER_DECADE + 1),
                                       schedule.breakpoints(t_max)]))
-    cum = np.r_[0.0, np.cumsum(_gl(eta, nodes[:-1], nodes[1:]))]
+    cum = np.r_[0.0, np.cumsum(_gl(f, nodes[:-1], nodes[1:]))]
 
-    def tau(t):
+    def integral(t):
         t = np.asarray(t, dtype=np.float64)
         flat = t.ravel()
         i = np.clip(np.searchsorted(nodes, flat, side="right") - 1, 0, nodes.size - 2)
-        out = cum[i] + _gl(eta, nodes[i], flat)
-        return out.reshape(t.shape)
+        return (cum[i] + _gl(f, nodes[i], flat)).reshape(t.shape)
 
-    return tau
+    integral.nodes = nodes
+    return integral
+
+
+def time_map(schedule, t_max: float):
+    """Function t -> τ(t) = ∫_0^t η on [0, t_max] (identity without a learning-rate schedule)."""
+    if schedule is None or schedule.learning_rate is None:
+        return lambda t: np.asarray(t, dtype=np.float64).copy()
+    return _integrator(schedule, t_max, lambda x: schedule.factor("learning_rate", x))
+
+
+def gauge_map(schedule, g: float, t_max: float):
+    """(g0, Γ): the mean weight decay g0 = γ(t_max)/τ(t_max) and t -> Γ(t) = ∫_0^t η (g(t') - g0) dt'.
+
+    Raises InvalidParameterError when the spread of Γ over [0, t_max] exceeds
+    :data:`~kdmft.schedules.MAX_GAUGE_SPREAD` (the same limit as the uniform grid).
+    """
+    from ..schedules import MAX_GAUGE_SPREAD
+
+    def eta(x):
+        return np.ones_like(x) if schedule.learning_rate is None else schedule.factor("learning_rate", x)
+
+    tau = _integrator(schedule, t_max, eta)
+    gam = _integrator(schedule, t_max, lambda x: eta(x) * g * schedule.factor("weight_decay", x))
+    g0 = float(gam(t_max) / tau(t_max))
+
+    def gauge(t):
+        return gam(t) - g0 * tau(t)
+
+    probe = gauge(tau.nodes)
+    spread = float(probe.max() - probe.min())
+    if spread > MAX_GAUGE_SPREAD:
+        raise InvalidParameterError(
+            "schedule.weight_decay", f"a schedule whose ∫η(g - ḡ)dt stays within {MAX_GAUGE_SPREAD} over the "
+            "time window", f"spread {spread:.3g}",
+            detail="the gauge factor e^{2 spread} would cost too much precision; shorten the window")
+    return g0, gauge
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,19 +200,29 @@ def thermal_primitives(lam: np.ndarray, P: int, g: float, ells: np.ndarray, node
 # quadrature
 # ---------------------------------------------------------------------------------------------
 def _edges(t: float, per_decade: int, breakpoints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Cell edges of [0, t] (increasing) and the mask of the every-other-edge coarse subset."""
+    """Cell edges of [0, t] (increasing) and their level: 0 on the fine grid only, 1 also on the
+    every-other-edge grid, 2 also on the every-fourth-edge grid (ends and breakpoints: level 2)."""
     m = int(round(per_decade * math.log10(0.5 / SMALLEST)))
-    m += m % 2                                     # even: the coarse rule keeps both ends
+    m += (-m) % 4                                  # the coarser grids keep both ends
     geo = np.geomspace(SMALLEST * t, 0.5 * t, m + 1)
-    keep = np.arange(m + 1) % 2 == 0
-    pts = np.concatenate([[0.0, t], geo, t - geo, breakpoints[(breakpoints > 0) & (breakpoints < t)]])
-    coarse = np.concatenate([[True, True], keep, keep, np.ones(pts.size - 2 - 2 * geo.size, bool)])
+    j = np.arange(m + 1)
+    lev = (j % 2 == 0).astype(int) + (j % 4 == 0)
+    bp = breakpoints[(breakpoints > 0) & (breakpoints < t)]
+    pts = np.concatenate([[0.0, t], geo, t - geo, bp])
+    level = np.concatenate([[2, 2], lev, lev, np.full(bp.size, 2)])
     order = np.argsort(pts, kind="stable")
-    pts, coarse = pts[order], coarse[order]
-    # Merge duplicates (t/2 from both sides, a breakpoint on an edge): coarse if any copy is.
-    uniq, start = np.unique(pts, return_index=True)
-    coarse = np.logical_or.reduceat(coarse, start)
-    return uniq, coarse
+    pts, level = pts[order], level[order]
+    # Merge duplicates (t/2 from both sides, a breakpoint on an edge): the highest level wins.
+    uniq, first = np.unique(pts, return_index=True)
+    return uniq, np.maximum.reduceat(level, first)
+
+
+def _romberg(fine, coarse, coarser):
+    """Richardson-extrapolated value of a second-order rule on three nested grids, and its error
+    estimate (the difference of the two extrapolations: conservative, the value is fourth order)."""
+    r1 = fine + (fine - coarse) / 3.0
+    r2 = coarse + (coarse - coarser) / 3.0
+    return r1, np.abs(r1 - r2)
 
 
 def _stieltjes(temp, edges: np.ndarray, q: np.ndarray) -> float:
@@ -180,10 +231,202 @@ def _stieltjes(temp, edges: np.ndarray, q: np.ndarray) -> float:
     return 2.0 * float(temp(mid) @ (q[:-1] - q[1:]))
 
 
+# ---------------------------------------------------------------------------------------------
+# weight-decay schedules: bias and label-noise parts as quadratic forms on Talbot nodes
+# ---------------------------------------------------------------------------------------------
+class _Nodes:
+    """Talbot nodes of the global lag windows (4^(k-1), 4^k] that occur, half and full contours.
+
+    Every lag ℓ is inverted on the contour of its own window, so a 2-D kernel at (ℓ1, ℓ2) is
+    Σ_a Σ_b c_a c_b e^{z_a ℓ1 + z_b ℓ2} F(z_a, z_b) with a, b on the two windows' contours.
+    """
+
+    def __init__(self, windows: np.ndarray, m: int):
+        self.windows = np.unique(windows)
+        zh, ch, fac, zf, cf, src = [], [], [], [], [], []
+        self.half_at, self.full_at = {}, {}
+        nh = nf = 0
+        for k in self.windows:
+            rule = TalbotRule.for_window(m, WINDOW_RATIO ** float(k), Q_HI)
+            zh.append(rule.z)
+            ch.append(rule.c)
+            fac.append(np.r_[1.0, np.full(m - 1, 2.0)])
+            zf.append(rule.z_full)
+            cf.append(np.concatenate([rule.c, np.conj(rule.c[1:])]))
+            src.append(nh + np.r_[np.arange(m), np.arange(1, m)])
+            self.half_at[int(k)] = slice(nh, nh + m)
+            self.full_at[int(k)] = slice(nf, nf + 2 * m - 1)
+            nh += m
+            nf += 2 * m - 1
+        self.z, self.c, self.factor = np.concatenate(zh), np.concatenate(ch), np.concatenate(fac)
+        self.z_full, self.c_full = np.concatenate(zf), np.concatenate(cf)
+        self.from_half = np.concatenate(src)            # full node -> its upper-half node
+        self.conj = np.concatenate([np.r_[np.zeros(m, bool), np.ones(m - 1, bool)] for _ in self.windows])
+
+    def to_full(self, x: np.ndarray) -> np.ndarray:
+        """Values at the full nodes from values at the half nodes (first axis), F(z̄) = conj F(z)."""
+        y = x[self.from_half].copy()
+        y[self.conj] = np.conj(y[self.conj])
+        return y
+
+
+def _window_index(ells: np.ndarray) -> np.ndarray:
+    return np.ceil(np.log(ells) / math.log(WINDOW_RATIO) - 1e-9).astype(int)
+
+
+def _sources(nodes: _Nodes, n_out: int, out: np.ndarray, ell: np.ndarray, coef: np.ndarray, atom: np.ndarray,
+             atom_cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Source vectors of Σ_p coef_pc Q(ℓ_p, ·) + atom_p [c in atom_cols] Ψ(ℓ_p, ·), per output and column c.
+
+    ŝ_a = c_a Σ_p e^{z_a ℓ_p} (coef_pc / z_a + atom_p), summed over the entries p of each output, with
+    a on the contour of ℓ_p's window. Returns full (full nodes x outputs x columns) and half (half
+    nodes x outputs x columns, ω-weighted: Σ_full F ŝ = Re Σ_half F h for real-symmetric F).
+    """
+    import scipy.sparse as sp
+
+    ncol = coef.shape[1]
+    full = np.zeros((nodes.z_full.size, n_out, ncol), dtype=np.complex128)
+    win = _window_index(ell)
+    for k in np.unique(win):
+        sel = np.flatnonzero(win == k)
+        cols = nodes.full_at[int(k)]
+        z, c = nodes.z_full[cols], nodes.c_full[cols]
+        e = np.exp(np.outer(ell[sel], z)) * c[None, :]
+        w = coef[sel, None, :] / z[None, :, None] + atom[sel, None, None] * atom_cols[None, None, :]
+        contrib = (e[:, :, None] * w).reshape(sel.size, -1)
+        scatter = sp.csr_matrix((np.ones(sel.size), (out[sel], np.arange(sel.size))), shape=(n_out, sel.size))
+        full[cols] += np.moveaxis((scatter @ contrib).reshape(n_out, z.size, ncol), 0, 1)
+    half = np.empty((nodes.z.size, n_out, ncol), dtype=np.complex128)
+    for k, hs in nodes.half_at.items():
+        half[hs] = full[nodes.full_at[k]][: hs.stop - hs.start] * nodes.factor[hs, None, None]
+    return full, half
+
+
+def _kernels(nodes: _Nodes, lam, v, P, g0):
+    """Half x full matrices of the 2-D kernels (bias, train bias, noise, train noise) and G at half nodes."""
+    w = nodes.z + g0
+    kappa = np.empty_like(w)
+    for hs in nodes.half_at.values():
+        kappa[hs] = solve_kappa(w[hs], lam, P)
+    G = w / kappa
+    Gf, kf, wf = nodes.to_full(G), nodes.to_full(kappa), nodes.to_full(w)
+    S = np.zeros((w.size, wf.size), dtype=np.complex128)
+    B = np.zeros_like(S)
+    step = max(1, 4_000_000 // (w.size + wf.size))
+    lv = lam * v
+    for a in range(0, lam.size, step):
+        sl = slice(a, min(lam.size, a + step))
+        Rh = kappa[:, None] / (w[:, None] * (kappa[:, None] + P * lam[None, sl]))    # R_k = 1/(w + Pλ_k G)
+        Rf = kf[:, None] / (wf[:, None] * (kf[:, None] + P * lam[None, sl]))
+        S += (Rh * lam[sl] ** 2) @ Rf.T
+        if np.any(lv[sl]):
+            B += (Rh * lv[sl]) @ Rf.T
+    GG = G[:, None] * Gf[None, :]
+    den = 1.0 - P * GG * S
+    bias = B / den
+    noise = P * GG * S / den
+    return {"bias": bias, "train_bias": GG * bias, "noise_variance": noise, "train_noise_variance": GG * noise}, G
+
+
+def _quadratic(K: np.ndarray, half: np.ndarray, full: np.ndarray) -> np.ndarray:
+    """Re Σ_a Σ_b h_a K_ab ŝ_b per output and column (half: half nodes, full: full nodes first)."""
+    prod = (K @ full.reshape(full.shape[0], -1)).reshape(K.shape[0], *full.shape[1:])
+    return np.einsum("aoc,aoc->oc", half, prod).real
+
+
+def _refine(uniq, per_decade, schedule, evaluate, names, rtol, floor, what):
+    """Evaluate every output time at ``per_decade`` cells per decade and double the density for the
+    times whose error estimate exceeds rtol |value| + floor, up to :data:`MAX_PER_DECADE`."""
+    out = {k: np.zeros(uniq.size) for k in names}
+    err = {k: np.zeros(uniq.size) for k in names}
+    todo = np.arange(uniq.size)
+    density = per_decade
+    while todo.size:
+        bps = np.zeros(0) if schedule is None else schedule.breakpoints(float(uniq[todo].max()))
+        vals, errs = evaluate(todo, density, bps)
+        bad = np.zeros(todo.size, bool)
+        for k in names:
+            out[k][todo], err[k][todo] = vals[k], errs[k]
+            bad |= ~np.isfinite(vals[k]) | (errs[k] > rtol * np.abs(vals[k]) + floor[todo])
+        if not bad.any():
+            break
+        if 2 * density > MAX_PER_DECADE:
+            i = int(todo[bad][0])
+            k = max(names, key=lambda n: err[n][i] / (abs(out[n][i]) + 1e-300))
+            raise ConvergenceError(
+                f"graded solver: the {k} at t = {uniq[i]:.6g} did not reach rtol = {rtol:g} with {density} cells "
+                f"per decade (estimated error {err[k][i]:.2g} of {out[k][i]:.6g}); {what}")
+        todo = todo[bad]
+        density *= 2
+    return out, err
+
+
+def _gauge_parts(lam, v, P, g, g0, noise_var, uniq, tau, tau_out, gauge, schedule, rtol, per_decade):
+    """Bias and label-noise parts (test and train) under a weight-decay schedule, gauge frame removed.
+
+    In the frame ẽ = e^{Γ} e the responses keep the constant g0; the mean is driven by the measure
+    μ = δ_0 + g(t) e^{Γ} dτ and the label noise by e^{Γ}, so each part is ∫∫ Ψ(τ-u, τ-v) μ(du) μ(dv)
+    for a 2-D Toeplitz kernel Ψ known in the Laplace domain (THEORY.md section 4). The double
+    integral is a Stieltjes sum over the cells of the graded grid against the exact 2-D primitive,
+    written as one quadratic form on the Talbot nodes of the windows of the lags.
+    """
+    names = ("bias", "noise_variance", "train_bias", "train_noise_variance")
+    atom_cols = np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])      # columns: bias at levels 0-2, noise at 0-2
+
+    def evaluate(todo, density, bps):
+        outs, ells, coefs, atoms = [], [], [], []
+        for j, i in enumerate(todo):
+            e, level = _edges(float(uniq[i]), density, bps)
+            ell = tau_out[i] - tau(e)
+            coef = np.zeros((e.size, 6))
+            for lv in range(3):
+                on = np.flatnonzero(level >= lv)
+                sub = e[on]
+                mid = 0.5 * (sub[1:] + sub[:-1])
+                eg = np.exp(gauge(mid))
+                m_bias = g * schedule.factor("weight_decay", mid) * eg
+                coef[on, lv] = np.r_[m_bias, 0.0] - np.r_[0.0, m_bias]      # Σ_j m_j (Q(ℓ_j) - Q(ℓ_{j+1}))
+                coef[on, 3 + lv] = np.r_[eg, 0.0] - np.r_[0.0, eg]
+            atom = np.zeros(e.size)
+            atom[0] = 1.0                                                 # e(0) = -w̄: lag τ
+            keep = ell > 0                                                # ℓ = 0: Q(0, ·) = 0
+            outs.append(np.full(int(keep.sum()), j))
+            ells.append(ell[keep])
+            coefs.append(coef[keep])
+            atoms.append(atom[keep])
+        o, ell, coef, atom = (np.concatenate(x) for x in (outs, ells, coefs, atoms))
+        res = {}
+        for m_nodes in NODES:
+            nodes = _Nodes(_window_index(ell), m_nodes)
+            K, G = _kernels(nodes, lam, v, P, g0)
+            full, half = _sources(nodes, todo.size, o, ell, coef, atom, atom_cols)
+            b, n = slice(0, 3), slice(3, 6)
+            r = {"bias": _quadratic(K["bias"], half[:, :, b], full[:, :, b]),
+                 "train_bias": _quadratic(K["train_bias"], half[:, :, b], full[:, :, b]),
+                 "noise_variance": noise_var * _quadratic(K["noise_variance"], half[:, :, n], full[:, :, n])}
+            resid = np.einsum("a,aoc->oc", G, half[:, :, n]).real           # (G * e^Γ)(τ), the direct residual
+            r["train_noise_variance"] = noise_var * (
+                _quadratic(K["train_noise_variance"], half[:, :, n], full[:, :, n]) + resid**2)
+            res[m_nodes] = r
+        decay = np.exp(-2.0 * gauge(uniq[todo]))
+        vals, errs = {}, {}
+        for k in names:
+            f = res[NODES[0]][k]
+            val, quad_err = _romberg(f[:, 0], f[:, 1], f[:, 2])
+            inv = np.abs(f[:, 0] - res[NODES[1]][k][:, 0])
+            vals[k], errs[k] = val * decay, (quad_err + inv) * decay
+        return vals, errs
+
+    floor = np.full(uniq.size, 1e-10 * (float(np.sum(lam * v)) + noise_var))
+    return _refine(uniq, per_decade, schedule, evaluate, names, rtol, floor,
+                   "the weight-decay schedule varies too fast for the grid, or its gauge spread costs too much "
+                   "precision")
+
+
 def graded_parts(lam: np.ndarray, v: np.ndarray, P: int, g: float, T: float, noise_var: float,
                  times: np.ndarray, *, schedule=None, rtol: float = 1e-6, per_decade: int = PER_DECADE
                  ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Bias, noise and thermal parts at finite times t > 0 under η and T schedules (graded grid).
+    """Bias, noise and thermal parts at finite times t > 0 under a schedule (graded grid).
 
     Parameters
     ----------
@@ -192,12 +435,13 @@ def graded_parts(lam: np.ndarray, v: np.ndarray, P: int, g: float, T: float, noi
     P : int
         Number of training samples.
     g, T, noise_var : float
-        Weight decay (constant), base temperature (the schedule's factor multiplies it) and
-        label-noise variance.
+        Base weight decay and temperature (the schedule's factors multiply them) and label-noise
+        variance.
     times : array
         Finite positive times in SDE units (any order, duplicates allowed).
     schedule : kdmft.schedules.Schedule, optional
-        Learning-rate and temperature factors; a non-constant weight-decay factor is refused.
+        Learning-rate, weight-decay and temperature factors (the weight-decay gauge spread is
+        limited as on the uniform grid).
     rtol : float
         Accuracy the thermal quadrature and the Laplace parts must verify.
     per_decade : int
@@ -214,67 +458,58 @@ def graded_parts(lam: np.ndarray, v: np.ndarray, P: int, g: float, T: float, noi
     if not (isinstance(per_decade, (int, np.integer)) and not isinstance(per_decade, bool)
             and 4 <= per_decade <= MAX_PER_DECADE):
         raise InvalidParameterError("per_decade", f"an integer in [4, {MAX_PER_DECADE}]", per_decade)
-    if schedule is not None and schedule.weight_decay is not None:
-        wd = schedule.weight_decay
-        if wd.kind != "constant":
-            raise InvalidParameterError(
-                "schedule.weight_decay", "constant on the graded grid (use grid='uniform' for a weight-decay "
-                "schedule)", wd.describe())
-        g = g * float(wd.params["value"])
     uniq, inverse = np.unique(t, return_inverse=True)
-    tau = time_map(schedule, float(uniq[-1]))
+    tmax = float(uniq[-1])
+    tau = time_map(schedule, tmax)
     tau_out = tau(uniq)
-
-    vals, errs = laplace_parts(lam, v, P, g, 0.0, noise_var, tau_out, rtol=rtol)
-    vals = {k: np.array(vals[k], dtype=np.float64) for k in PARTS}
-    errs = {k: np.array(errs[k], dtype=np.float64) for k in PARTS}
+    wd = None if schedule is None else schedule.weight_decay
+    gauge = None
+    if wd is not None and wd.kind != "constant":
+        g0, gauge = gauge_map(schedule, g, tmax)
+        vals, errs = _gauge_parts(lam, v, P, g, g0, noise_var, uniq, tau, tau_out, gauge, schedule, rtol,
+                                  per_decade)
+    else:
+        g0 = g if wd is None else g * float(wd.params["value"])
+        vals, errs = laplace_parts(lam, v, P, g0, 0.0, noise_var, tau_out, rtol=rtol)
+    vals = {k: np.array(vals.get(k, np.zeros(uniq.size)), dtype=np.float64) for k in PARTS}
+    errs = {k: np.array(errs.get(k, np.zeros(uniq.size)), dtype=np.float64) for k in PARTS}
     if T > 0:
         def temp(x):
-            return T * (np.ones_like(x) if schedule is None else schedule.factor("temperature", x))
+            f = np.ones_like(x) if schedule is None else schedule.factor("temperature", x)
+            return T * f * (1.0 if gauge is None else np.exp(2.0 * gauge(x)))
 
-        th, th_err = _thermal(lam, P, g, T, uniq, tau, tau_out, temp, schedule, rtol, per_decade)
+        th, th_err = _thermal(lam, P, g0, T, uniq, tau, tau_out, temp, schedule, rtol, per_decade)
+        decay = 1.0 if gauge is None else np.exp(-2.0 * gauge(uniq))
         for k in ("thermal_variance", "train_thermal_variance"):
-            vals[k], errs[k] = th[k], th_err[k]
+            vals[k], errs[k] = th[k] * decay, th_err[k] * decay
     return ({k: vals[k][inverse] for k in PARTS}, {k: errs[k][inverse] for k in PARTS})
 
 
 def _thermal(lam, P, g, T, uniq, tau, tau_out, temp, schedule, rtol, per_decade):
+    """Thermal parts 2 ∫ T d[-Q(τ(t) - τ(t'))] (test: Q_R, train: Q_K) in the gauge frame."""
     names = ("thermal_variance", "train_thermal_variance")
-    out = {k: np.zeros(uniq.size) for k in names}
-    err = {k: np.zeros(uniq.size) for k in names}
-    todo = np.arange(uniq.size)
-    # Absolute floor: rounding of Q over the window (the kernels are O(Σλ) near ℓ = 0).
-    floor = 1e-12 * T * float(np.sum(lam)) * np.maximum(tau_out, 1.0)
-    density = per_decade
-    while todo.size:
-        bps = np.zeros(0) if schedule is None else schedule.breakpoints(float(uniq[todo].max()))
+
+    def evaluate(todo, density, bps):
         grids = [_edges(float(uniq[i]), density, bps) for i in todo]
         ells = [tau_out[i] - tau(e) for i, (e, _) in zip(todo, grids, strict=True)]
         flat = np.maximum(np.concatenate(ells), 0.0)
         fine = thermal_primitives(lam, P, g, flat, NODES[0])
         rough = thermal_primitives(lam, P, g, flat, NODES[1])
-        left = []
+        vals = {k: np.zeros(todo.size) for k in names}
+        errs = {k: np.zeros(todo.size) for k in names}
         pos = 0
-        for i, (e, coarse), ell in zip(todo, grids, ells, strict=True):
+        for j, ((e, level), ell) in enumerate(zip(grids, ells, strict=True)):
             sl = slice(pos, pos + ell.size)
             pos += ell.size
             for k, name in enumerate(names):
                 q = fine[k][sl]
-                val = _stieltjes(temp, e, q)
-                quad = abs(val - _stieltjes(temp, e[coarse], q[coarse])) / 3.0
-                inv = abs(val - _stieltjes(temp, e, rough[k][sl]))
-                out[name][i] = val
-                err[name][i] = quad + inv
-            if any(err[k][i] > rtol * abs(out[k][i]) + floor[i] or not np.isfinite(out[k][i]) for k in names):
-                left.append(i)
-        if not left:
-            break
-        if 2 * density > MAX_PER_DECADE:
-            i = left[0]
-            raise ConvergenceError(
-                f"graded solver: the thermal quadrature at t = {uniq[i]:.6g} did not reach rtol = {rtol:g} "
-                f"with {density} cells per decade (estimated error {err[names[0]][i]:.2g} of "
-                f"{out[names[0]][i]:.6g}); the temperature schedule varies too fast for the grid")
-        todo = np.asarray(left)
-        density *= 2
-    return out, err
+                lv = [_stieltjes(temp, e[level >= L], q[level >= L]) for L in range(3)]
+                val, quad = _romberg(*lv)
+                vals[name][j] = val
+                errs[name][j] = quad + abs(lv[0] - _stieltjes(temp, e, rough[k][sl]))
+        return vals, errs
+
+    # Absolute floor: rounding of Q over the window (the kernels are O(Σλ) near ℓ = 0).
+    floor = 1e-12 * T * float(np.sum(lam)) * np.maximum(tau_out, 1.0)
+    return _refine(uniq, per_decade, schedule, evaluate, names, rtol, floor,
+                   "the temperature schedule varies too fast for the grid")
