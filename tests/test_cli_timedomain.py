@@ -84,3 +84,42 @@ def test_run_with_schedule_config(tmp_path):
     assert np.all(np.abs(ds.test_error.values / ds.sim_test_error.values - 1) < 0.05)
     code, out, err = run_inproc("run", str(cfg), "-o", str(tmp_path / "out2"), "--no-plot", "--solver", "laplace")
     assert code == 2 and err.startswith("error: ") and not (tmp_path / "out2").exists()
+
+
+def test_graded_grid_json_matches_laplace_and_bad_grid_flags():
+    """--grid graded answers with the Laplace keys and values (constant protocol, to 1e-6);
+    a bad grid name and --dt with --grid graded are one-line exit-2 errors."""
+    gr = cli("theory", *BASE, "--times", TIMES + ",1000,100000", "--format", "json", "--solver", "time-domain",
+             "--grid", "graded")
+    lp = cli("theory", *BASE, "--times", TIMES + ",1000,100000", "--format", "json")
+    assert gr.returncode == 0 and lp.returncode == 0, gr.stderr + lp.stderr
+    a, b = json.loads(gr.stdout), json.loads(lp.stdout)
+    assert list(a) == list(b)
+    for k in list(a)[1:]:
+        np.testing.assert_allclose(np.array(a[k], dtype=float), np.array(b[k], dtype=float), rtol=1e-6, atol=1e-12)
+    for extra in (["--solver", "time-domain", "--grid", "bogus"],
+                  ["--solver", "time-domain", "--grid", "graded", "--dt", "0.01"],
+                  ["--grid", "graded"]):
+        code, out, err = run_inproc("theory", *BASE, "--times", "1", *extra)
+        assert code == 2 and out == "", (extra, err)
+        assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+
+
+def test_run_long_horizon_on_graded_grid(tmp_path):
+    """kdmft run with [theory] grid = "graded" and a schedule to t = 1e4 (beyond the uniform grid):
+    theory beside the exact scheduled simulation, grid recorded in the results file."""
+    from kdmft.io import read_netcdf
+
+    cfg = tmp_path / "long.toml"
+    cfg.write_text("[problem]\nmodes = 30\nalpha = 0.5\nsamples = 60\nweight_decay = 0.01\ntemperature = 0.1\n"
+                   "[times]\nvalues = [1.0, 100.0, 10000.0]\n[simulation]\nrealizations = 64\n"
+                   "[theory]\nsolver = \"time-domain\"\ngrid = \"graded\"\n"
+                   "[schedule.temperature]\nshape = \"exponential\"\nrate = 0.01\nfloor = 0.05\n")
+    code, out, err = run_inproc("run", str(cfg), "-o", str(tmp_path / "out"), "--no-plot")
+    assert code == 0, err
+    ds = read_netcdf(tmp_path / "out" / "kdmft_run.nc")
+    assert ds.attrs["grid"] == "graded" and '"grid": "graded"' in ds.attrs["config_json"]
+    dev = np.abs(ds.test_error.values - ds.sim_test_error.values)
+    assert np.all(dev < 2 / 30 * ds.sim_test_error.values + 4 * ds.sim_test_error_se.values)   # finite size
+    code, out, err = run_inproc("run", str(cfg), "-o", str(tmp_path / "out2"), "--no-plot", "--grid", "uniform")
+    assert code == 2 and "dt" in err and not (tmp_path / "out2").exists()
