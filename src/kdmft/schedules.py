@@ -303,17 +303,22 @@ class Schedule:
             gam = np.interp(t_of_tau, tq, gam_q)
             g0 = float(gam_q[-1] / tau_max)
             gauge = gam - g0 * tau
-            spread = float(gauge.max() - gauge.min())
-            if spread > MAX_GAUGE_SPREAD:
-                raise InvalidParameterError(
-                    "schedule.weight_decay", f"a schedule whose ∫η(g - ḡ)dt stays within {MAX_GAUGE_SPREAD} "
-                    "over the time window", f"spread {spread:.3g}",
-                    detail="the gauge factor e^{2 spread} would cost too much precision; shorten the window")
+            check_gauge_spread(gauge)
             grid = ProtocolGrid(dtau, n, g0, gauge, g * self.factor("weight_decay", t_of_tau),
                                 T * self.factor("temperature", t_of_tau))
             return grid, np.interp(times, tq, tau_q)
 
         return sample
+
+
+def check_gauge_spread(gauge: np.ndarray) -> None:
+    """InvalidParameterError when the weight-decay gauge Γ = ∫η(g - ḡ)dt spreads beyond MAX_GAUGE_SPREAD."""
+    spread = float(np.max(gauge) - np.min(gauge))
+    if spread > MAX_GAUGE_SPREAD:
+        raise InvalidParameterError(
+            "schedule.weight_decay", f"a schedule whose ∫η(g - ḡ)dt stays within {MAX_GAUGE_SPREAD} over the "
+            "time window", f"spread {spread:.3g}",
+            detail="the gauge factor e^{2 spread} would cost too much precision; shorten the window")
 
 
 def schedule_from_dict(data: dict[str, Any] | None) -> Schedule | None:

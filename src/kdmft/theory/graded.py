@@ -128,7 +128,7 @@ def gauge_map(schedule, g: float, t_max: float):
     Raises InvalidParameterError when the spread of Γ over [0, t_max] exceeds
     :data:`~kdmft.schedules.MAX_GAUGE_SPREAD` (the same limit as the uniform grid).
     """
-    from ..schedules import MAX_GAUGE_SPREAD
+    from ..schedules import check_gauge_spread
 
     def eta(x):
         return np.ones_like(x) if schedule.learning_rate is None else schedule.factor("learning_rate", x)
@@ -140,13 +140,7 @@ def gauge_map(schedule, g: float, t_max: float):
     def gauge(t):
         return gam(t) - g0 * tau(t)
 
-    probe = gauge(tau.nodes)
-    spread = float(probe.max() - probe.min())
-    if spread > MAX_GAUGE_SPREAD:
-        raise InvalidParameterError(
-            "schedule.weight_decay", f"a schedule whose ∫η(g - ḡ)dt stays within {MAX_GAUGE_SPREAD} over the "
-            "time window", f"spread {spread:.3g}",
-            detail="the gauge factor e^{2 spread} would cost too much precision; shorten the window")
+    check_gauge_spread(gauge(tau.nodes))
     return g0, gauge
 
 
