@@ -36,7 +36,7 @@ on the contour of its own window of ratio 4). The spread of Γ is limited to
 Quadrature
 ----------
 For each output time t the window [0, t] is cut into cells with edges geometric from both
-ends (``per_decade`` per decade, from 1e-9 t up to t/2; the breakpoints of every schedule are
+ends (``per_decade`` per decade, from 1e-6 t up to t/2; the breakpoints of every schedule are
 edges, so steps and kinks are exact), and each cell contributes T(midpoint) times the exact
 increment of Q. The rule is second order in the cell size; it is evaluated on the grid, on
 every other edge and on every fourth edge, and Richardson-extrapolated (fourth order); the
@@ -46,7 +46,7 @@ accuracy the density is doubled (up to :data:`MAX_PER_DECADE`), after which a
 :class:`~kdmft.errors.ConvergenceError` is raised. τ(t) is integrated with 4-point
 Gauss-Legendre on a graded grid of 512 cells per decade.
 
-Cost: O(n_times · per_decade · log(1/1e-9)) evaluations of the schedule and of two Talbot sums,
+Cost: O(n_times · per_decade · log(1/1e-6)) evaluations of the schedule and of two Talbot sums,
 plus one resolvent solve per window of ratio 4 in time; with a weight-decay schedule also
 O(N n_nodes²) for the kernel matrices (n_nodes = 24 per window, about 25 windows) and
 O(n_nodes² n_times) for the quadratic forms. Memory O(n_nodes² + n_nodes n_times). Neither grows
@@ -79,9 +79,11 @@ PER_DECADE = 32
 #: Largest density tried before a ConvergenceError.
 MAX_PER_DECADE = 1024
 #: Innermost edge at both ends of the window [0, t], relative to t.
-SMALLEST = 1e-9
+SMALLEST = 1e-6
 #: Cells per decade of the quadrature of τ(t) = ∫η.
 TAU_PER_DECADE = 512
+#: Output times per block of the weight-decay quadratic forms (bounds memory).
+CHUNK = 128
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(4)
 
 
@@ -286,10 +288,14 @@ def _sources(nodes: _Nodes, n_out: int, out: np.ndarray, ell: np.ndarray, coef: 
         cols = nodes.full_at[int(k)]
         z, c = nodes.z_full[cols], nodes.c_full[cols]
         e = np.exp(np.outer(ell[sel], z)) * c[None, :]
-        w = coef[sel, None, :] / z[None, :, None] + atom[sel, None, None] * atom_cols[None, None, :]
-        contrib = (e[:, :, None] * w).reshape(sel.size, -1)
-        scatter = sp.csr_matrix((np.ones(sel.size), (out[sel], np.arange(sel.size))), shape=(n_out, sel.size))
-        full[cols] += np.moveaxis((scatter @ contrib).reshape(n_out, z.size, ncol), 0, 1)
+        # Sums over each output's entries as sparse products: rows (output, column).
+        rows = (out[sel, None] * ncol + np.arange(ncol)[None, :]).ravel()
+        pick = np.repeat(np.arange(sel.size), ncol)
+        by_coef = sp.csr_matrix((coef[sel].ravel(), (rows, pick)), shape=(n_out * ncol, sel.size)) @ e
+        by_atom = sp.csr_matrix((atom[sel], (out[sel], np.arange(sel.size))), shape=(n_out, sel.size)) @ e
+        block = by_coef.reshape(n_out, ncol, z.size) / z[None, None, :] \
+            + by_atom[:, None, :] * atom_cols[None, :, None]
+        full[cols] += np.transpose(block, (2, 0, 1))
     half = np.empty((nodes.z.size, n_out, ncol), dtype=np.complex128)
     for k, hs in nodes.half_at.items():
         half[hs] = full[nodes.full_at[k]][: hs.stop - hs.start] * nodes.factor[hs, None, None]
@@ -389,19 +395,27 @@ def _gauge_parts(lam, v, P, g, g0, noise_var, uniq, tau, tau_out, gauge, schedul
             coefs.append(coef[keep])
             atoms.append(atom[keep])
         o, ell, coef, atom = (np.concatenate(x) for x in (outs, ells, coefs, atoms))
-        res = {}
+        res = {m: {k: np.zeros((todo.size, 3)) for k in names} for m in NODES}
         for m_nodes in NODES:
             nodes = _Nodes(_window_index(ell), m_nodes)
             K, G = _kernels(nodes, lam, v, P, g0)
-            full, half = _sources(nodes, todo.size, o, ell, coef, atom, atom_cols)
-            b, n = slice(0, 3), slice(3, 6)
-            r = {"bias": _quadratic(K["bias"], half[:, :, b], full[:, :, b]),
-                 "train_bias": _quadratic(K["train_bias"], half[:, :, b], full[:, :, b]),
-                 "noise_variance": noise_var * _quadratic(K["noise_variance"], half[:, :, n], full[:, :, n])}
-            resid = np.einsum("a,aoc->oc", G, half[:, :, n]).real           # (G * e^Γ)(τ), the direct residual
-            r["train_noise_variance"] = noise_var * (
-                _quadratic(K["train_noise_variance"], half[:, :, n], full[:, :, n]) + resid**2)
-            res[m_nodes] = r
+            # The second contour only checks the inversion (level 0); outputs in chunks bound memory.
+            cols = np.arange(6) if m_nodes == NODES[0] else np.array([0, 3])
+            nlev = cols.size // 2
+            for c0 in range(0, todo.size, CHUNK):
+                sel = (o >= c0) & (o < c0 + CHUNK)
+                n_o = min(CHUNK, todo.size - c0)
+                full, half = _sources(nodes, n_o, o[sel] - c0, ell[sel], coef[sel][:, cols], atom[sel],
+                                      atom_cols[cols])
+                b, n = slice(0, nlev), slice(nlev, 2 * nlev)
+                rows, r = slice(c0, c0 + n_o), res[m_nodes]
+                r["bias"][rows, :nlev] = _quadratic(K["bias"], half[:, :, b], full[:, :, b])
+                r["train_bias"][rows, :nlev] = _quadratic(K["train_bias"], half[:, :, b], full[:, :, b])
+                r["noise_variance"][rows, :nlev] = noise_var * _quadratic(K["noise_variance"], half[:, :, n],
+                                                                          full[:, :, n])
+                resid = np.einsum("a,aoc->oc", G, half[:, :, n]).real      # (G * e^Γ)(τ), the direct residual
+                r["train_noise_variance"][rows, :nlev] = noise_var * (
+                    _quadratic(K["train_noise_variance"], half[:, :, n], full[:, :, n]) + resid**2)
         decay = np.exp(-2.0 * gauge(uniq[todo]))
         vals, errs = {}, {}
         for k in names:
