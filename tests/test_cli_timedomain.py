@@ -46,7 +46,9 @@ def run_inproc(*args):
 def test_bad_dt_and_schedule_are_one_line_errors():
     for extra in (["--solver", "time-domain", "--dt", "0"],
                   ["--solver", "time-domain", "--dt", "1e-6"],
-                  ["--dt", "0.01"],
+                  ["--solver", "laplace", "--dt", "0.01"],
+                  ["--temperature-schedule", "exponential"],                            # rate missing
+                  ["--weight-decay", "0", "--weight-decay-schedule", "exponential:rate=1"],   # factor on g = 0
                   ["--solver", "time-domain", "--temperature-schedule", "exponential:rate=-1"],
                   ["--solver", "time-domain", "--lr-schedule", "step:at=1,values=1/0"],   # η(0) = 0
                   ["--solver", "time-domain", "--lr-schedule", "wobble"]):
@@ -99,10 +101,15 @@ def test_graded_grid_json_matches_laplace_and_bad_grid_flags():
         np.testing.assert_allclose(np.array(a[k], dtype=float), np.array(b[k], dtype=float), rtol=1e-6, atol=1e-12)
     for extra in (["--solver", "time-domain", "--grid", "bogus"],
                   ["--solver", "time-domain", "--grid", "graded", "--dt", "0.01"],
-                  ["--grid", "graded"]):
+                  ["--solver", "laplace", "--grid", "graded"]):
         code, out, err = run_inproc("theory", *BASE, "--times", "1", *extra)
         assert code == 2 and out == "", (extra, err)
         assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+    # Without --solver, --grid (or --dt, or a schedule) selects the time-domain solver.
+    code, out, err = run_inproc("theory", *BASE, "--times", "1,100000", "--grid", "graded", "--format", "json")
+    assert code == 0, err
+    ref = run_inproc("theory", *BASE, "--times", "1,100000", "--format", "json")[1]
+    np.testing.assert_allclose(json.loads(out)["test_error"], json.loads(ref)["test_error"], rtol=1e-6)
 
 
 def test_run_long_horizon_on_graded_grid(tmp_path):

@@ -166,6 +166,10 @@ def _run_guarded(fn) -> None:
         _fail(str(exc), 1)
 
 
+_SHAPES_HELP = ("Shapes (all three flags): constant:value=V, exponential:rate=R[,floor=F], step:at=T1/T2,"
+                "values=V0/V1/V2, cosine:duration=D[,floor=F], warmup:duration=D[,start=S].")
+
+
 @app.command()
 def theory(
     modes: Modes = None, alpha: Alpha = None, lambda1: Lambda1 = 1.0, spectrum_file: SpectrumFile = None,
@@ -173,20 +177,25 @@ def theory(
     weight_decay: WeightDecay = None, temperature: Temperature = None, label_noise_var: NoiseVar = 0.0,
     teacher_modes: TeacherModes = None, prior_var: PriorVar = None, noise_var: BayesNoise = None,
     times: Times = None, fmt: Format = "table",
-    method: Annotated[str, typer.Option("--method", "--solver", help="Solver: laplace or time-domain.")] = "laplace",
+    method: Annotated[str | None, typer.Option(
+        "--method", "--solver", help="Solver: laplace or time-domain (default: time-domain when --dt, --grid or a "
+        "schedule is given, else laplace).")] = None,
     dt: Annotated[float | None, typer.Option(
         "--dt", help="Time step of the uniform time-domain grid (SDE time units, default 0.01).")] = None,
     grid: Annotated[str | None, typer.Option(
         "--grid", help="Time grid of the time-domain solver: uniform (step --dt, t <= 20000 dt) or graded "
         "(non-uniform, for long horizons; cost independent of t).")] = None,
     lr_schedule: Annotated[str | None, typer.Option(
-        "--lr-schedule", help="Learning-rate factor η(t), e.g. warmup:duration=1 (time-domain solver).")] = None,
+        "--lr-schedule", help="Learning-rate factor η(t), e.g. warmup:duration=1 (time-domain solver). "
+        + _SHAPES_HELP)] = None,
     wd_schedule: Annotated[str | None, typer.Option(
         "--weight-decay-schedule", help="Factor on g, e.g. step:at=5,values=1/0.1 (time-domain solver).")] = None,
     temp_schedule: Annotated[str | None, typer.Option(
         "--temperature-schedule", help="Factor on T, e.g. exponential:rate=0.5 (time-domain solver).")] = None,
 ) -> None:
     """Typical-case (DMFT) test/train error and its bias / noise / thermal split at given times."""
+    if method is None:
+        method = "time-domain" if (dt, grid, lr_schedule, wd_schedule, temp_schedule) != (None,) * 5 else "laplace"
     def body():
         from .errors import FiniteSizeWarning
         from .theory import learning_curve
@@ -343,6 +352,20 @@ def _console():
     return console
 
 
+def _solver_line(a: dict) -> str:
+    """'time-domain solver, graded grid; schedule: T × exponential(...)' for non-default solvers/schedules."""
+    from .schedules import schedule_summary
+
+    if a.get("method", "laplace") == "laplace" and "schedule" not in a:
+        return ""
+    line = f"{a.get('method')} solver"
+    if a.get("method") == "time-domain":
+        line += f", {a.get('grid', 'uniform')} grid" + (f" (dt = {a['dt']:g})" if "dt" in a else "")
+    if "schedule" in a:
+        line += "; schedule: " + schedule_summary(a["schedule"])
+    return line
+
+
 def _print_run_summary(ds) -> None:
     from rich.table import Table
 
@@ -354,6 +377,9 @@ def _print_run_summary(ds) -> None:
                   + (f"  ({a['realizations']} data sets, seed {a['seed']})" if truth == "sim" else "")
                   + (f"  ({a['subsets']} random subsets, seed {a['seed']})" if truth == "measured" else ""),
                   highlight=False)
+    solver = _solver_line(a)
+    if solver:
+        console.print(solver, highlight=False)
     table = Table(box=None, header_style="bold", pad_edge=False)
     table.add_column("t", justify="right", no_wrap=True)
     table.add_column("test error", justify="right", no_wrap=True)
@@ -378,6 +404,9 @@ def _print_run_summary(ds) -> None:
     if a.get("stopping_status") == "interior":
         console.print(f"optimal stopping (DMFT): t* = {a['t_star']:.4g}, E(t*) = {a['test_error_at_t_star']:.5g}",
                       highlight=False)
+    elif a.get("stopping_status") == "not computed with a schedule":
+        console.print("optimal stopping: not computed with a schedule (the stopping analysis assumes a constant "
+                      "protocol)", highlight=False)
     else:
         console.print(f"no early-stopping optimum in the time window (test error {a.get('stopping_status')})",
                       highlight=False)

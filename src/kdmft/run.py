@@ -208,6 +208,10 @@ def write_outputs(ds: xr.Dataset, out_dir: str | Path, stem: str, *, plot: bool 
                      f"T = {ds.attrs['temperature']:.3g}, σ² = {ds.attrs['label_noise_var']:.3g}")
             if "alpha" in ds.attrs:
                 title = f"λ_k ∝ k^-{1 + ds.attrs['alpha']:.3g}, " + title
+            if ds.attrs.get("schedule"):
+                from .schedules import schedule_summary
+
+                title += "\nschedule: " + schedule_summary(ds.attrs["schedule"])
             status = ds.attrs.get("stopping_status")
             paths.append(plot_learning_curve(
                 ds, png, simulation=sim,

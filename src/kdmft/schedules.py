@@ -99,7 +99,7 @@ class Shape:
         spec = SHAPES[self.kind]
         unknown = set(self.params) - set(spec)
         if unknown:
-            raise InvalidParameterError(f"schedule {self.kind}", f"parameters among {sorted(spec)}",
+            raise InvalidParameterError(f"schedule {self.kind}", f"given parameters among {sorted(spec)}",
                                         sorted(unknown)[0], detail="unknown parameter")
         p = {}
         for key, default in spec.items():
@@ -207,7 +207,9 @@ def parse_shape(text: str, name: str = "schedule") -> Shape:
     try:
         return Shape(kind.strip(), params)
     except InvalidParameterError as exc:
-        raise InvalidParameterError(name, exc.accepted, exc.received, detail=exc.name) from None
+        # "schedule exponential.rate" -> "--temperature-schedule exponential.rate"
+        key = exc.name.removeprefix("schedule").strip()
+        raise InvalidParameterError(f"{name} {key}".strip(), exc.accepted, exc.received) from None
 
 
 @dataclass(frozen=True)
@@ -260,6 +262,16 @@ class Schedule:
                                         f"{np.ravel(f)[i]!r} at t = {np.ravel(t)[i]:.6g}")
         return f
 
+    def check_bases(self, g: float, T: float) -> None:
+        """InvalidParameterError for a weight-decay factor on g = 0 or a temperature factor on T = 0
+        (a factor on zero changes nothing, which is almost certainly not what was meant)."""
+        for role, base, flag in (("weight_decay", g, "weight_decay (--weight-decay)"),
+                                 ("temperature", T, "temperature (--temperature)")):
+            s = getattr(self, role)
+            if s is not None and not s.is_one and base == 0:
+                raise InvalidParameterError(f"schedule.{role}", f"used with {flag} > 0", 0.0,
+                                            detail="the schedule multiplies the base value, here 0")
+
     def breakpoints(self, t_max: float) -> np.ndarray:
         pts = [b for r in _ROLES if getattr(self, r) is not None for b in getattr(self, r).breakpoints]
         return np.array(sorted(b for b in pts if 0 < b < t_max))
@@ -309,6 +321,30 @@ class Schedule:
             return grid, np.interp(times, tq, tau_q)
 
         return sample
+
+
+_SYMBOL = {"learning_rate": "η", "weight_decay": "g", "temperature": "T"}
+
+
+def schedule_summary(desc: dict[str, Any] | str) -> str:
+    """One line from :meth:`Schedule.describe` (or its JSON, as stored in results files):
+    ``T × exponential(rate=0.5, floor=0)``, one per factor."""
+    if isinstance(desc, str):
+        import json
+
+        try:
+            desc = json.loads(desc)
+        except ValueError:
+            return desc
+        if not isinstance(desc, dict):
+            return str(desc)
+    parts = []
+    for role, d in desc.items():
+        d = dict(d)
+        shape = d.pop("shape", "?")
+        args = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in d.items())
+        parts.append(f"{_SYMBOL.get(role, role)} × {shape}({args})")
+    return "; ".join(parts)
 
 
 def check_gauge_spread(gauge: np.ndarray) -> None:

@@ -459,6 +459,8 @@ def simulate_schedule(problem: Problem, times: float | Sequence[float] | np.ndar
         The variables of :func:`simulate`; ``method = "exact-schedule"``.
     """
     t, R = _check_common(problem, times, realizations, seed)
+    if schedule is not None:
+        schedule.check_bases(problem.weight_decay, problem.temperature)
     lam, v = problem.eigenvalues, problem.task_power
     g, T, s2 = problem.weight_decay, problem.temperature, problem.effective_noise_var
     order = np.argsort(t, kind="stable")
@@ -504,6 +506,8 @@ def simulate_em(problem: Problem, times: float | Sequence[float] | np.ndarray, r
     t, R = _check_common(problem, times, realizations, seed)
     if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not math.isfinite(dt) or dt <= 0:
         raise InvalidParameterError("dt", "a positive finite number", dt)
+    if schedule is not None:
+        schedule.check_bases(problem.weight_decay, problem.temperature)
     lam, v = problem.eigenvalues, problem.task_power
     P, N = problem.samples, problem.modes
     g, T, s2 = problem.weight_decay, problem.temperature, problem.effective_noise_var

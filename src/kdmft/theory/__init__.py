@@ -131,8 +131,11 @@ def learning_curve(problem: Problem, times: float | Sequence[float] | np.ndarray
         raise InvalidParameterError("grid", f"one of {list(GRIDS)}", grid)
     if dt is not None or schedule is not None or grid is not None:
         if method != "time-domain":
-            raise InvalidParameterError("method", "'time-domain' when dt, schedule or grid is given", method)
+            raise InvalidParameterError("method (--solver)", "'time-domain' when dt, schedule or grid is given",
+                                        method)
         options = {"dt": dt, "schedule": schedule, "grid": grid or "uniform"}
+        if schedule is not None:
+            schedule.check_bases(problem.weight_decay, problem.temperature)
         if grid == "graded" and dt is not None:
             raise InvalidParameterError("dt", "omitted with grid='graded' (its cells are chosen and verified "
                                         "automatically)", dt)

@@ -546,4 +546,5 @@ def _check_steps(n: float, dt: float, tmax: float) -> None:
     if n > MAX_STEPS:
         raise InvalidParameterError(
             "dt", f"at least t_max / {MAX_STEPS} = {tmax / MAX_STEPS:.3g} for t_max = {tmax:.6g}",
-            dt, detail=f"{n:.3g} steps exceed the limit of {MAX_STEPS} (cost grows like N n_t²)")
+            dt, detail=f"{n:.3g} steps exceed the limit of {MAX_STEPS} (cost grows like N n_t²); for long horizons "
+            "use the graded grid (grid='graded', --grid graded), whose cost does not grow with t_max")
