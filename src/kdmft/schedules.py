@@ -130,7 +130,10 @@ class Shape:
         p = self.params
         if self.kind == "callable":
             try:
-                out = np.broadcast_to(np.asarray(self.func(t), dtype=np.float64), t.shape).copy()
+                raw = np.asarray(self.func(t))
+                if np.iscomplexobj(raw):
+                    raise TypeError("it returned complex values")
+                out = np.broadcast_to(raw.astype(np.float64), t.shape).copy()
             except Exception as exc:  # a user's function failing is bad input, reported by name
                 raise InvalidParameterError("schedule", "a callable accepting a float array of times",
                                             self.func, detail=f"it raised {type(exc).__name__}: {exc}") from None
@@ -157,6 +160,29 @@ class Shape:
         if self.kind in ("cosine", "warmup"):
             return [self.params["duration"]]
         return []
+
+    def scale(self, t_max: float) -> float:
+        """Shortest time scale on which the factor varies within [0, t_max] (inf when constant).
+
+        Built-in shapes: 1/rate, the duration, the first step time. A callable is probed on a
+        geometric grid from 1e-15 t_max: the scale is the first probe time where it has changed
+        by more than 1e-9 of its range (inf when it never does)."""
+        p = self.params
+        if self.kind == "constant":
+            return math.inf
+        if self.kind == "exponential":
+            return math.inf if p["floor"] == 1.0 else 1.0 / p["rate"]
+        if self.kind in ("cosine", "warmup"):
+            return p["duration"]
+        if self.kind == "step":
+            return min(p["at"])
+        x = np.concatenate([[0.0], np.geomspace(1e-15 * t_max, t_max, 1501)])
+        f = self(x)
+        spread = float(np.ptp(f)) if np.all(np.isfinite(f)) else 0.0
+        if spread == 0.0:
+            return math.inf
+        moved = np.flatnonzero(np.abs(f - f[0]) > 1e-9 * spread)
+        return float(x[moved[0]]) if moved.size else math.inf
 
     @property
     def is_one(self) -> bool:
@@ -255,6 +281,10 @@ class Schedule:
         s = getattr(self, role)
         t = np.asarray(t, dtype=np.float64)
         f = np.ones(t.shape) if s is None else s(t)
+        if role == "learning_rate" and s is not None and s.kind == "exponential":
+            # e^{-rate t} underflows to 0 after ~745/rate; the factor is positive (training has
+            # all but stopped, τ(t) keeps its limit).
+            f = np.where(t > 0, np.maximum(f, np.finfo(np.float64).tiny), f)
         bad = ~np.isfinite(f) | (f < 0) | (((f <= 0) & (t > 0)) if role == "learning_rate" else False)
         if np.any(bad):
             i = np.flatnonzero(np.ravel(bad))[0]
@@ -271,6 +301,10 @@ class Schedule:
             if s is not None and not s.is_one and base == 0:
                 raise InvalidParameterError(f"schedule.{role}", f"used with {flag} > 0", 0.0,
                                             detail="the schedule multiplies the base value, here 0")
+
+    def scale(self, t_max: float) -> float:
+        """Shortest time scale of any factor within [0, t_max] (see :meth:`Shape.scale`)."""
+        return min([getattr(self, r).scale(t_max) for r in _ROLES if getattr(self, r) is not None] + [math.inf])
 
     def breakpoints(self, t_max: float) -> np.ndarray:
         pts = [b for r in _ROLES if getattr(self, r) is not None for b in getattr(self, r).breakpoints]

@@ -375,13 +375,17 @@ def _protocol_values(schedule, g: float, T: float, t: np.ndarray):
 def _fine_cells(schedule, g: float, T: float, t: np.ndarray, cells: int):
     """Cells of a fine t grid holding every output time and breakpoint: Δτ, g, T at midpoints.
 
-    ``cells`` uniform cells plus ``cells // 4`` geometric ones from 1e-9 t_max, so that a schedule
-    varying early (a fast anneal or warm-up) stays resolved over a long horizon.
+    ``cells`` uniform cells plus ``cells // 4`` (at least 64 per decade) geometric ones from
+    min(1e-9 t_max, 1e-3 × the schedule's shortest time scale), so that a schedule varying early
+    (a fast anneal or warm-up) stays resolved over a long horizon.
     """
     tmax = float(t.max())
     pts = [np.linspace(0.0, tmax, cells + 1), t]
     if tmax > 0:
-        pts.append(np.geomspace(1e-9 * tmax, tmax, max(cells // 4, 2)))
+        # From 1e-9 t_max, or lower where the schedule changes earlier (an early anneal stays
+        # resolved however far t_max is).
+        lo = 1e-9 * tmax if schedule is None else min(1e-9 * tmax, 1e-3 * schedule.scale(tmax))
+        pts.append(np.geomspace(lo, tmax, max(cells // 4, 2, int(math.ceil(64 * math.log10(tmax / lo))))))
     if schedule is not None:
         pts.append(schedule.breakpoints(tmax))
     fine = np.unique(np.concatenate(pts))

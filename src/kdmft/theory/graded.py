@@ -65,11 +65,11 @@ import math
 import numpy as np
 
 from ..errors import ConvergenceError, InvalidParameterError
-from .contour import TalbotRule, group_windows
-from .laplace import NODES, Q_HI, WINDOW_RATIO, laplace_parts
+from .contour import TalbotRule
+from .laplace import Q_HI, WINDOW_RATIO, laplace_parts
 from .resolvent import solve_kappa
 
-__all__ = ["graded_parts", "thermal_primitives", "time_map", "PER_DECADE", "MAX_PER_DECADE"]
+__all__ = ["graded_parts", "thermal_increments", "time_map", "PER_DECADE", "MAX_PER_DECADE"]
 
 PARTS = ("bias", "noise_variance", "thermal_variance",
          "train_bias", "train_noise_variance", "train_thermal_variance")
@@ -80,6 +80,12 @@ PER_DECADE = 32
 MAX_PER_DECADE = 1024
 #: Innermost edge at both ends of the window [0, t], relative to t.
 SMALLEST = 1e-6
+#: Talbot nodes per half contour: the values, and the check of the inversion. The graded sums
+#: weigh kernels at lags over many decades against each other; 28 nodes keep them to ~1e-10
+#: where 24 leave ~1e-9 (measured), so the check uses 24.
+NODES = (28, 24)
+#: Output times (and their τ = ∫η) accepted on the graded grid.
+TIME_RANGE = (1e-50, 1e15)
 #: Cells per decade of the quadrature of τ(t) = ∫η.
 TAU_PER_DECADE = 512
 #: Output times per block of the weight-decay quadratic forms (bounds memory).
@@ -98,14 +104,29 @@ def _gl(f, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return half * (f(x) @ _GL_W)
 
 
-def _integrator(schedule, t_max: float, f):
-    """Function t -> ∫_0^t f on [0, t_max]: 4-point Gauss-Legendre on cells geometric from
-    1e-12 t_max (512 per decade) plus the schedule's breakpoints; a point inside a cell adds the
-    partial cell."""
-    decades = 12
-    nodes = np.unique(np.concatenate([[0.0], np.geomspace(t_max * 10.0**-decades, t_max, decades * TAU_PER_DECADE + 1),
-                                      schedule.breakpoints(t_max)]))
-    cum = np.r_[0.0, np.cumsum(_gl(f, nodes[:-1], nodes[1:]))]
+def _integrator(schedule, t_max: float, f, rtol: float = 1e-10):
+    """Function t -> ∫_0^t f on [0, t_max], verified: 4-point Gauss-Legendre on cells geometric
+    from min(1e-12 t_max, 1e-3 × the schedule's shortest scale) (512 per decade), plus 4096
+    uniform cells and the breakpoints. Each cell is checked against its two halves; the grid is
+    doubled until the cumulative integrals agree to ``rtol`` (ConvergenceError after 6 doublings:
+    a callable oscillating much faster than t_max / 2e5)."""
+    start = min(1e-12 * t_max, 1e-3 * schedule.scale(t_max))
+    decades = math.log10(t_max / start)
+    bps = schedule.breakpoints(t_max)
+    for level in range(7):
+        per_decade, uniform = TAU_PER_DECADE << level, 4096 << level
+        nodes = np.unique(np.concatenate([[0.0], np.geomspace(start, t_max, int(math.ceil(decades * per_decade)) + 1),
+                                          np.linspace(0.0, t_max, uniform + 1), bps]))
+        mid = 0.5 * (nodes[1:] + nodes[:-1])
+        left, right = _gl(f, nodes[:-1], mid), _gl(f, mid, nodes[1:])
+        whole = np.cumsum(_gl(f, nodes[:-1], nodes[1:]))
+        halves = np.cumsum(left + right)
+        if np.max(np.abs(whole - halves)) <= rtol * np.max(np.abs(halves)) + 1e-300:
+            break
+    else:
+        raise ConvergenceError(f"graded solver: the schedule's integral ∫η (or ∫η g) up to t = {t_max:.6g} could not "
+                               "be verified; the learning-rate or weight-decay schedule oscillates too fast")
+    cum = np.r_[0.0, halves]
 
     def integral(t):
         t = np.asarray(t, dtype=np.float64)
@@ -149,9 +170,14 @@ def gauge_map(schedule, g: float, t_max: float):
 # ---------------------------------------------------------------------------------------------
 # thermal kernels
 # ---------------------------------------------------------------------------------------------
-def thermal_primitives(lam: np.ndarray, P: int, g: float, ells: np.ndarray, nodes: int = NODES[0]
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """Q_R(ℓ) = ∫_0^ℓ R_u(2ℓ') dℓ' and Q_K(ℓ) = ∫_0^ℓ K(2ℓ') dℓ' at ℓ >= 0 (Talbot inversion).
+def thermal_increments(lam: np.ndarray, P: int, g: float, hi: np.ndarray, width: np.ndarray,
+                       to_zero: np.ndarray, nodes: int = NODES[0]) -> tuple[np.ndarray, np.ndarray]:
+    """Increments Q(hi) - Q(hi - width) of Q_R(ℓ) = ∫_0^ℓ R_u(2ℓ') dℓ' and Q_K(ℓ) = ∫_0^ℓ K(2ℓ') dℓ'.
+
+    Each increment is one Talbot inversion, of F(z) e^{2z hi}(1 - e^{-2z width})/z, on the contour
+    of the window of 2 hi: its error is relative to the increment, not to Q (which grows with ℓ
+    and would make differences of separately inverted values lose digits). Where ``to_zero``
+    the cell is [0, hi] and Q(hi) alone is used (Q(0) = 0 exactly).
 
     Parameters
     ----------
@@ -161,51 +187,65 @@ def thermal_primitives(lam: np.ndarray, P: int, g: float, ells: np.ndarray, node
         Number of training samples.
     g : float
         Constant weight decay.
-    ells : array
-        Lags ℓ >= 0 in τ units (any order); Q(0) = 0.
+    hi, width : arrays
+        Upper ends and widths of the cells in τ units (0 < width <= hi).
+    to_zero : bool array
+        Cells that reach ℓ = 0.
     nodes : int
         Talbot nodes per half contour.
 
     Returns
     -------
-    QR, QK : arrays like ``ells``
+    dQR, dQK : arrays like ``hi``
     """
-    ells = np.asarray(ells, dtype=np.float64)
-    uniq, inv = np.unique(ells.ravel(), return_inverse=True)
-    qr = np.zeros(uniq.size)
-    qk = np.zeros(uniq.size)
-    pos = np.flatnonzero(uniq > 0)
+    hi = np.asarray(hi, dtype=np.float64)
+    dqr = np.zeros(hi.shape)
+    dqk = np.zeros(hi.shape)
+    win = _window_index(2.0 * hi)
     kappa = None
-    start = int(pos[0]) if pos.size else uniq.size
-    for window in group_windows(2.0 * uniq[start:], WINDOW_RATIO):
-        rule = TalbotRule.for_window(nodes, float(window[-1]), Q_HI)
+    for k in np.unique(win):
+        sel = np.flatnonzero(win == k)
+        rule = TalbotRule.for_window(nodes, WINDOW_RATIO ** float(k), Q_HI)
         w = rule.z + g
         kappa = solve_kappa(w, lam, P, start=kappa)
         s1 = (lam[None, :] / (kappa[:, None] + P * lam[None, :])).sum(axis=1)   # K(z)
-        wh = rule.half_weights(window)
-        sl = slice(start, start + window.size)
-        qr[sl] = 0.5 * (wh @ (kappa / w * s1 / rule.z)).real
-        qk[sl] = 0.5 * (wh @ (s1 / rule.z)).real
-        start += window.size
-    if not (np.all(np.isfinite(qr)) and np.all(np.isfinite(qk))):
-        raise ConvergenceError("graded solver: the thermal kernel primitives are not finite")
-    return qr[inv].reshape(ells.shape), qk[inv].reshape(ells.shape)
+        span = np.where(to_zero[sel][:, None], 1.0, -np.expm1(-np.outer(2.0 * width[sel], rule.z)))
+        wh = rule.half_weights(2.0 * hi[sel]) * span
+        dqr[sel] = 0.5 * (wh @ (kappa / w * s1 / rule.z)).real
+        dqk[sel] = 0.5 * (wh @ (s1 / rule.z)).real
+    if not (np.all(np.isfinite(dqr)) and np.all(np.isfinite(dqk))):
+        raise ConvergenceError("graded solver: the thermal kernel increments are not finite")
+    return dqr, dqk
 
 
 # ---------------------------------------------------------------------------------------------
 # quadrature
 # ---------------------------------------------------------------------------------------------
-def _edges(t: float, per_decade: int, breakpoints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _geo(lo: float, hi: float, per_decade: int) -> np.ndarray:
+    """Geometric points lo .. hi, a multiple of 4 cells (the coarser grids keep both ends)."""
+    m = max(4, int(round(per_decade * math.log10(hi / lo))))
+    m += (-m) % 4
+    return np.geomspace(lo, hi, m + 1)
+
+
+def _edges(t: float, per_decade: int, breakpoints: np.ndarray, scale: float = math.inf
+           ) -> tuple[np.ndarray, np.ndarray]:
     """Cell edges of [0, t] (increasing) and their level: 0 on the fine grid only, 1 also on the
-    every-other-edge grid, 2 also on the every-fourth-edge grid (ends and breakpoints: level 2)."""
-    m = int(round(per_decade * math.log10(0.5 / SMALLEST)))
-    m += (-m) % 4                                  # the coarser grids keep both ends
-    geo = np.geomspace(SMALLEST * t, 0.5 * t, m + 1)
-    j = np.arange(m + 1)
-    lev = (j % 2 == 0).astype(int) + (j % 4 == 0)
+    every-other-edge grid, 2 also on the every-fourth-edge grid (ends and breakpoints: level 2).
+
+    Geometric from 1e-6 t up to t/2 at both ends; at t' = 0 the grid starts lower, at 1e-3 of the
+    schedule's shortest time scale ``scale``, so that an early change of the schedule is resolved
+    however long the window."""
+    lo = min(SMALLEST * t, 1e-3 * scale)
+    right, left = _geo(SMALLEST * t, 0.5 * t, per_decade), _geo(lo, 0.5 * t, per_decade)
+
+    def levels(n):
+        j = np.arange(n)
+        return (j % 2 == 0).astype(int) + (j % 4 == 0)
+
     bp = breakpoints[(breakpoints > 0) & (breakpoints < t)]
-    pts = np.concatenate([[0.0, t], geo, t - geo, bp])
-    level = np.concatenate([[2, 2], lev, lev, np.full(bp.size, 2)])
+    pts = np.concatenate([[0.0, t], left, t - right, bp])
+    level = np.concatenate([[2, 2], levels(left.size), levels(right.size), np.full(bp.size, 2)])
     order = np.argsort(pts, kind="stable")
     pts, level = pts[order], level[order]
     # Merge duplicates (t/2 from both sides, a breakpoint on an edge): the highest level wins.
@@ -221,10 +261,15 @@ def _romberg(fine, coarse, coarser):
     return r1, np.abs(r1 - r2)
 
 
-def _stieltjes(temp, edges: np.ndarray, q: np.ndarray) -> float:
-    """2 Σ_cells T(midpoint) (Q_left - Q_right): ∫ T d[-Q(τ(t) - τ(t'))] with edges in t'."""
-    mid = 0.5 * (edges[1:] + edges[:-1])
-    return 2.0 * float(temp(mid) @ (q[:-1] - q[1:]))
+def _stieltjes(temp, edges: np.ndarray, level: np.ndarray, inc: np.ndarray, lev: int) -> float:
+    """2 Σ_cells T(midpoint) ΔQ on the grid of the edges of level >= ``lev``: ∫ T d[-Q(τ(t) - τ(t'))].
+
+    ``inc`` holds the increments of Q over the fine cells; a coarse cell sums those it contains
+    (sums of increments, never differences of accumulated Q, which would cancel digits)."""
+    at = np.flatnonzero(level >= lev)
+    sub = edges[at]
+    mid = 0.5 * (sub[1:] + sub[:-1])
+    return 2.0 * float(temp(mid) @ np.add.reduceat(inc, at[:-1]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -270,32 +315,38 @@ def _window_index(ells: np.ndarray) -> np.ndarray:
     return np.ceil(np.log(ells) / math.log(WINDOW_RATIO) - 1e-9).astype(int)
 
 
-def _sources(nodes: _Nodes, n_out: int, out: np.ndarray, ell: np.ndarray, coef: np.ndarray, atom: np.ndarray,
-             atom_cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Source vectors of Σ_p coef_pc Q(ℓ_p, ·) + atom_p [c in atom_cols] Ψ(ℓ_p, ·), per output and column c.
+CELL, TO_ZERO, ATOM = 0, 1, 2
 
-    ŝ_a = c_a Σ_p e^{z_a ℓ_p} (coef_pc / z_a + atom_p), summed over the entries p of each output, with
-    a on the contour of ℓ_p's window. Returns full (full nodes x outputs x columns) and half (half
-    nodes x outputs x columns, ω-weighted: Σ_full F ŝ = Re Σ_half F h for real-symmetric F).
+
+def _sources(nodes: _Nodes, n_out: int, out: np.ndarray, hi: np.ndarray, width: np.ndarray, kind: np.ndarray,
+             coef: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Source vectors of a sum of entries, per output and column c, on the Talbot nodes.
+
+    An entry is a cell of lags [hi - width, hi] with density coef_c (``CELL``: ŝ_a gets
+    c_a e^{z_a hi}(1 - e^{-z_a width})/z_a, one inversion per cell on the contour of hi's window,
+    so its error is relative to the cell), the cell [0, hi] (``TO_ZERO``: c_a e^{z_a hi}/z_a,
+    Q(0) = 0 exactly), or an atom at hi (``ATOM``: c_a e^{z_a hi}). Returns full (full nodes x
+    outputs x columns) and half (half nodes x outputs x columns, ω-weighted: Σ_full F ŝ =
+    Re Σ_half F h for real-symmetric F).
     """
     import scipy.sparse as sp
 
     ncol = coef.shape[1]
     full = np.zeros((nodes.z_full.size, n_out, ncol), dtype=np.complex128)
-    win = _window_index(ell)
+    win = _window_index(hi)
     for k in np.unique(win):
         sel = np.flatnonzero(win == k)
         cols = nodes.full_at[int(k)]
         z, c = nodes.z_full[cols], nodes.c_full[cols]
-        e = np.exp(np.outer(ell[sel], z)) * c[None, :]
+        e = np.exp(np.outer(hi[sel], z)) * c[None, :]
+        kd = kind[sel]
+        span = np.where((kd == CELL)[:, None], -np.expm1(-np.outer(width[sel], z)), 1.0)
+        e = e * np.where((kd == ATOM)[:, None], 1.0, span / z[None, :])
         # Sums over each output's entries as sparse products: rows (output, column).
         rows = (out[sel, None] * ncol + np.arange(ncol)[None, :]).ravel()
         pick = np.repeat(np.arange(sel.size), ncol)
-        by_coef = sp.csr_matrix((coef[sel].ravel(), (rows, pick)), shape=(n_out * ncol, sel.size)) @ e
-        by_atom = sp.csr_matrix((atom[sel], (out[sel], np.arange(sel.size))), shape=(n_out, sel.size)) @ e
-        block = by_coef.reshape(n_out, ncol, z.size) / z[None, None, :] \
-            + by_atom[:, None, :] * atom_cols[None, :, None]
-        full[cols] += np.transpose(block, (2, 0, 1))
+        block = (sp.csr_matrix((coef[sel].ravel(), (rows, pick)), shape=(n_out * ncol, sel.size)) @ e)
+        full[cols] += np.transpose(block.reshape(n_out, ncol, z.size), (2, 0, 1))
     half = np.empty((nodes.z.size, n_out, ncol), dtype=np.complex128)
     for k, hs in nodes.half_at.items():
         half[hs] = full[nodes.full_at[k]][: hs.stop - hs.start] * nodes.factor[hs, None, None]
@@ -334,34 +385,64 @@ def _quadratic(K: np.ndarray, half: np.ndarray, full: np.ndarray) -> np.ndarray:
     return np.einsum("aoc,aoc->oc", half, prod).real
 
 
+def _atol(lam, v, noise_var: float, T: float) -> float:
+    """Absolute tolerance of a part, as in the Laplace solver: 1e-8 (Σ λ v + σ² + T Σ λ)."""
+    return 1e-8 * (float(np.sum(lam * v)) + noise_var + T * float(np.sum(lam)))
+
+
 def _refine(uniq, per_decade, schedule, evaluate, names, rtol, floor, what):
     """Evaluate every output time at ``per_decade`` cells per decade and double the density for the
-    times whose error estimate exceeds rtol |value| + floor, up to :data:`MAX_PER_DECADE`."""
-    out = {k: np.zeros(uniq.size) for k in names}
-    err = {k: np.zeros(uniq.size) for k in names}
+    times whose error estimate exceeds rtol |value| + floor, up to :data:`MAX_PER_DECADE`.
+
+    ``evaluate(todo, density, breakpoints)`` returns values, quadrature errors and contour
+    (inversion) errors per part; where the contour error alone is too large, refining cannot help
+    and the ConvergenceError says so at once. Negative values within their error plus the
+    absolute tolerance ``floor`` are zero."""
+    out, err = ({k: np.zeros(uniq.size) for k in names} for _ in range(2))
     todo = np.arange(uniq.size)
     density = per_decade
     while todo.size:
         bps = np.zeros(0) if schedule is None else schedule.breakpoints(float(uniq[todo].max()))
-        vals, errs = evaluate(todo, density, bps)
+        vals, quads, invs = evaluate(todo, density, bps)
         bad = np.zeros(todo.size, bool)
+        worst = (-1.0, None, None)
         for k in names:
-            out[k][todo], err[k][todo] = vals[k], errs[k]
-            bad |= ~np.isfinite(vals[k]) | (errs[k] > rtol * np.abs(vals[k]) + floor[todo])
+            tol = rtol * np.abs(vals[k]) + floor[todo]
+            e = quads[k] + invs[k]
+            out[k][todo], err[k][todo] = vals[k], e
+            fail = ~np.isfinite(vals[k]) | (e > tol)
+            bad |= fail
+            if fail.any():
+                j = int(np.argmax(np.where(fail, e / tol, -1.0)))
+                if e[j] / tol[j] > worst[0] or not np.isfinite(vals[k][j]):
+                    worst = (float(e[j] / tol[j]) if np.isfinite(vals[k][j]) else math.inf, k, j)
+            if np.any(invs[k] > tol):
+                j = int(np.argmax(invs[k] / tol))
+                raise ConvergenceError(
+                    f"graded solver: the {k} at t = {uniq[todo[j]]:.6g} cannot be verified to rtol = {rtol:g}: the "
+                    f"contour inversion alone differs by {invs[k][j]:.2g} of {vals[k][j]:.6g} between two resolutions; "
+                    "use a larger rtol")
         if not bad.any():
             break
         if 2 * density > MAX_PER_DECADE:
-            i = int(todo[bad][0])
-            k = max(names, key=lambda n: err[n][i] / (abs(out[n][i]) + 1e-300))
+            _, k, j = worst
             raise ConvergenceError(
-                f"graded solver: the {k} at t = {uniq[i]:.6g} did not reach rtol = {rtol:g} with {density} cells "
-                f"per decade (estimated error {err[k][i]:.2g} of {out[k][i]:.6g}); {what}")
+                f"graded solver: the {k} at t = {uniq[todo[j]]:.6g} did not reach rtol = {rtol:g} with {density} cells "
+                f"per decade (estimated error {err[k][todo[j]]:.2g} of {out[k][todo[j]]:.6g}); {what}")
         todo = todo[bad]
         density *= 2
+    for k in names:
+        small = (out[k] < 0) & (out[k] >= -(err[k] + floor))
+        out[k][small] = 0.0
+        if np.any(out[k] < 0):
+            i = int(np.flatnonzero(out[k] < 0)[0])
+            raise ConvergenceError(f"graded solver: the {k} at t = {uniq[i]:.6g} came out negative ({out[k][i]:.3g}, "
+                                   f"estimated error {err[k][i]:.2g}); it is a variance")
     return out, err
 
 
-def _gauge_parts(lam, v, P, g, g0, noise_var, uniq, tau, tau_out, gauge, schedule, rtol, per_decade):
+def _gauge_parts(lam, v, P, g, g0, noise_var, uniq, tau, tau_out, gauge, schedule, rtol, per_decade,
+                 T_scale=0.0):
     """Bias and label-noise parts (test and train) under a weight-decay schedule, gauge frame removed.
 
     In the frame ẽ = e^{Γ} e the responses keep the constant g0; the mean is driven by the measure
@@ -371,33 +452,38 @@ def _gauge_parts(lam, v, P, g, g0, noise_var, uniq, tau, tau_out, gauge, schedul
     written as one quadratic form on the Talbot nodes of the windows of the lags.
     """
     names = ("bias", "noise_variance", "train_bias", "train_noise_variance")
-    atom_cols = np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])      # columns: bias at levels 0-2, noise at 0-2
+    scale = schedule.scale(float(uniq[-1]))
 
     def evaluate(todo, density, bps):
-        outs, ells, coefs, atoms = [], [], [], []
+        outs, his, widths, kinds, coefs = [], [], [], [], []
         for j, i in enumerate(todo):
-            e, level = _edges(float(uniq[i]), density, bps)
-            ell = tau_out[i] - tau(e)
-            coef = np.zeros((e.size, 6))
+            e, level = _edges(float(uniq[i]), density, bps, scale)
+            te = tau(e)
+            ell = tau_out[i] - te
+            n = e.size - 1                                                  # fine cells [e_p, e_p+1]
+            coef = np.zeros((n + 1, 6))
             for lv in range(3):
-                on = np.flatnonzero(level >= lv)
-                sub = e[on]
+                sub = e[level >= lv]
                 mid = 0.5 * (sub[1:] + sub[:-1])
                 eg = np.exp(gauge(mid))
                 m_bias = g * schedule.factor("weight_decay", mid) * eg
-                coef[on, lv] = np.r_[m_bias, 0.0] - np.r_[0.0, m_bias]      # Σ_j m_j (Q(ℓ_j) - Q(ℓ_{j+1}))
-                coef[on, 3 + lv] = np.r_[eg, 0.0] - np.r_[0.0, eg]
-            atom = np.zeros(e.size)
-            atom[0] = 1.0                                                 # e(0) = -w̄: lag τ
-            keep = ell > 0                                                # ℓ = 0: Q(0, ·) = 0
+                cell = np.clip(np.searchsorted(sub, e[:-1], side="right") - 1, 0, sub.size - 2)
+                coef[:n, lv], coef[:n, 3 + lv] = m_bias[cell], eg[cell]  # density of the level's cell
+            coef[n, :3] = 1.0                                               # atom: e(0) = -w̄ at lag τ
+            kind = np.r_[np.full(n, CELL), ATOM]
+            kind[n - 1] = TO_ZERO                                           # the cell ending at lag 0
+            hi = np.r_[ell[:-1], tau_out[i]]
+            width = np.r_[np.diff(te), 0.0]                                 # from τ(e), not from ℓ: no
+            keep = (hi > 0) & ((width > 0) | (kind != CELL))               # rounding of τ(t) - τ(t')
             outs.append(np.full(int(keep.sum()), j))
-            ells.append(ell[keep])
+            his.append(hi[keep])
+            widths.append(width[keep])
+            kinds.append(kind[keep])
             coefs.append(coef[keep])
-            atoms.append(atom[keep])
-        o, ell, coef, atom = (np.concatenate(x) for x in (outs, ells, coefs, atoms))
+        o, hi, width, kind, coef = (np.concatenate(x) for x in (outs, his, widths, kinds, coefs))
         res = {m: {k: np.zeros((todo.size, 3)) for k in names} for m in NODES}
         for m_nodes in NODES:
-            nodes = _Nodes(_window_index(ell), m_nodes)
+            nodes = _Nodes(_window_index(hi), m_nodes)
             K, G = _kernels(nodes, lam, v, P, g0)
             # The second contour only checks the inversion (level 0); outputs in chunks bound memory.
             cols = np.arange(6) if m_nodes == NODES[0] else np.array([0, 3])
@@ -405,8 +491,7 @@ def _gauge_parts(lam, v, P, g, g0, noise_var, uniq, tau, tau_out, gauge, schedul
             for c0 in range(0, todo.size, CHUNK):
                 sel = (o >= c0) & (o < c0 + CHUNK)
                 n_o = min(CHUNK, todo.size - c0)
-                full, half = _sources(nodes, n_o, o[sel] - c0, ell[sel], coef[sel][:, cols], atom[sel],
-                                      atom_cols[cols])
+                full, half = _sources(nodes, n_o, o[sel] - c0, hi[sel], width[sel], kind[sel], coef[sel][:, cols])
                 b, n = slice(0, nlev), slice(nlev, 2 * nlev)
                 rows, r = slice(c0, c0 + n_o), res[m_nodes]
                 r["bias"][rows, :nlev] = _quadratic(K["bias"], half[:, :, b], full[:, :, b])
@@ -417,15 +502,15 @@ def _gauge_parts(lam, v, P, g, g0, noise_var, uniq, tau, tau_out, gauge, schedul
                 r["train_noise_variance"][rows, :nlev] = noise_var * (
                     _quadratic(K["train_noise_variance"], half[:, :, n], full[:, :, n]) + resid**2)
         decay = np.exp(-2.0 * gauge(uniq[todo]))
-        vals, errs = {}, {}
+        vals, quads, invs = {}, {}, {}
         for k in names:
             f = res[NODES[0]][k]
             val, quad_err = _romberg(f[:, 0], f[:, 1], f[:, 2])
             inv = np.abs(f[:, 0] - res[NODES[1]][k][:, 0])
-            vals[k], errs[k] = val * decay, (quad_err + inv) * decay
-        return vals, errs
+            vals[k], quads[k], invs[k] = val * decay, quad_err * decay, inv * decay
+        return vals, quads, invs
 
-    floor = np.full(uniq.size, 1e-10 * (float(np.sum(lam * v)) + noise_var))
+    floor = np.full(uniq.size, _atol(lam, v, noise_var, T_scale))
     return _refine(uniq, per_decade, schedule, evaluate, names, rtol, floor,
                    "the weight-decay schedule varies too fast for the grid, or its gauge spread costs too much "
                    "precision")
@@ -467,15 +552,23 @@ def graded_parts(lam: np.ndarray, v: np.ndarray, P: int, g: float, T: float, noi
             and 4 <= per_decade <= MAX_PER_DECADE):
         raise InvalidParameterError("per_decade", f"an integer in [4, {MAX_PER_DECADE}]", per_decade)
     uniq, inverse = np.unique(t, return_inverse=True)
+    lo, hi = TIME_RANGE
+    if uniq[0] < lo or uniq[-1] > hi:
+        bad = float(uniq[0] if uniq[0] < lo else uniq[-1])
+        raise InvalidParameterError("times", f"in [{lo:g}, {hi:g}] on the graded grid (t = 0 and inf are allowed)",
+                                    bad)
     tmax = float(uniq[-1])
     tau = time_map(schedule, tmax)
     tau_out = tau(uniq)
+    if tau_out[0] < lo:
+        raise InvalidParameterError("times", f"such that τ(t) = ∫η dt >= {lo:g} (the learning rate is nearly 0 "
+                                    f"before t = {uniq[0]:.3g})", float(uniq[0]))
     wd = None if schedule is None else schedule.weight_decay
     gauge = None
     if wd is not None and wd.kind != "constant":
         g0, gauge = gauge_map(schedule, g, tmax)
         vals, errs = _gauge_parts(lam, v, P, g, g0, noise_var, uniq, tau, tau_out, gauge, schedule, rtol,
-                                  per_decade)
+                                  per_decade, T)
     else:
         g0 = g if wd is None else g * float(wd.params["value"])
         vals, errs = laplace_parts(lam, v, P, g0, 0.0, noise_var, tau_out, rtol=rtol)
@@ -486,38 +579,43 @@ def graded_parts(lam: np.ndarray, v: np.ndarray, P: int, g: float, T: float, noi
             f = np.ones_like(x) if schedule is None else schedule.factor("temperature", x)
             return T * f * (1.0 if gauge is None else np.exp(2.0 * gauge(x)))
 
-        th, th_err = _thermal(lam, P, g0, T, uniq, tau, tau_out, temp, schedule, rtol, per_decade)
+        th, th_err = _thermal(lam, v, P, g0, T, noise_var, uniq, tau, tau_out, temp, schedule, rtol, per_decade)
         decay = 1.0 if gauge is None else np.exp(-2.0 * gauge(uniq))
         for k in ("thermal_variance", "train_thermal_variance"):
             vals[k], errs[k] = th[k] * decay, th_err[k] * decay
     return ({k: vals[k][inverse] for k in PARTS}, {k: errs[k][inverse] for k in PARTS})
 
 
-def _thermal(lam, P, g, T, uniq, tau, tau_out, temp, schedule, rtol, per_decade):
+def _thermal(lam, v, P, g, T, noise_var, uniq, tau, tau_out, temp, schedule, rtol, per_decade):
     """Thermal parts 2 ∫ T d[-Q(τ(t) - τ(t'))] (test: Q_R, train: Q_K) in the gauge frame."""
     names = ("thermal_variance", "train_thermal_variance")
+    scale = math.inf if schedule is None else schedule.scale(float(uniq[-1]))
 
     def evaluate(todo, density, bps):
-        grids = [_edges(float(uniq[i]), density, bps) for i in todo]
-        ells = [tau_out[i] - tau(e) for i, (e, _) in zip(todo, grids, strict=True)]
-        flat = np.maximum(np.concatenate(ells), 0.0)
-        fine = thermal_primitives(lam, P, g, flat, NODES[0])
-        rough = thermal_primitives(lam, P, g, flat, NODES[1])
-        vals = {k: np.zeros(todo.size) for k in names}
-        errs = {k: np.zeros(todo.size) for k in names}
-        pos = 0
-        for j, ((e, level), ell) in enumerate(zip(grids, ells, strict=True)):
-            sl = slice(pos, pos + ell.size)
-            pos += ell.size
-            for k, name in enumerate(names):
-                q = fine[k][sl]
-                lv = [_stieltjes(temp, e[level >= L], q[level >= L]) for L in range(3)]
-                val, quad = _romberg(*lv)
-                vals[name][j] = val
-                errs[name][j] = quad + abs(lv[0] - _stieltjes(temp, e, rough[k][sl]))
-        return vals, errs
+        grids = [_edges(float(uniq[i]), density, bps, scale) for i in todo]
+        taus = [tau(e) for e, _ in grids]
+        ells = [np.maximum(tau_out[i] - te, 0.0) for i, te in zip(todo, taus, strict=True)]
+        hi = np.concatenate([ell[:-1] for ell in ells])
+        # Cell widths from τ at the edges, not from the lags: τ(t) - τ(t') rounds to eps τ(t).
+        width = np.concatenate([np.diff(te) for te in taus])
+        to_zero = np.concatenate([np.r_[np.zeros(te.size - 2, bool), True] for te in taus])
+        ok = (hi > 0) & ((width > 0) | to_zero)
+        inc = [np.zeros((2, hi.size)) for _ in NODES]
+        for r, m_nodes in enumerate(NODES):
+            inc[r][:, ok] = thermal_increments(lam, P, g, hi[ok], np.where(to_zero, 0.0, width)[ok], to_zero[ok],
+                                               m_nodes)
 
-    # Absolute floor: rounding of Q over the window (the kernels are O(Σλ) near ℓ = 0).
-    floor = 1e-12 * T * float(np.sum(lam)) * np.maximum(tau_out, 1.0)
+        vals, quads, invs = ({k: np.zeros(todo.size) for k in names} for _ in range(3))
+        pos = 0
+        for j, (e, level) in enumerate(grids):
+            sl = slice(pos, pos + e.size - 1)
+            pos += e.size - 1
+            for k, name in enumerate(names):
+                lv = [_stieltjes(temp, e, level, inc[0][k][sl], L) for L in range(3)]
+                vals[name][j], quads[name][j] = _romberg(*lv)
+                invs[name][j] = abs(lv[0] - _stieltjes(temp, e, level, inc[1][k][sl], 0))
+        return vals, quads, invs
+
+    floor = np.full(uniq.size, _atol(lam, v, noise_var, T))
     return _refine(uniq, per_decade, schedule, evaluate, names, rtol, floor,
                    "the temperature schedule varies too fast for the grid")

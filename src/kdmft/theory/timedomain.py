@@ -545,6 +545,6 @@ def _check_accuracy(vals: dict, errs: dict, t: np.ndarray, dt: float) -> None:
 def _check_steps(n: float, dt: float, tmax: float) -> None:
     if n > MAX_STEPS:
         raise InvalidParameterError(
-            "dt", f"at least t_max / {MAX_STEPS} = {tmax / MAX_STEPS:.3g} for t_max = {tmax:.6g}",
+            "dt", f"at least t_max / {MAX_STEPS - 2} = {tmax / (MAX_STEPS - 2):.6g} for t_max = {tmax:.6g}",
             dt, detail=f"{n:.3g} steps exceed the limit of {MAX_STEPS} (cost grows like N n_t²); for long horizons "
             "use the graded grid (grid='graded', --grid graded), whose cost does not grow with t_max")
