@@ -264,3 +264,24 @@ def test_graded_grid_refuses_what_it_cannot_verify():
         kdmft.learning_curve(p, [1.0], method="time-domain", grid="graded",
                              schedule=Schedule(temperature=lambda x: (1 + 1j) * np.ones_like(x)))
 
+
+
+@pytest.mark.parametrize("t", [1e4, 1e8])
+def test_late_changes_are_resolved_at_any_horizon(t):
+    """A weight-decay step 100 time units before t (g 0.05 -> 0.075) reaches the ridge value of
+    g = 0.075 whatever t (before: 0.0095 for 0.0573 at t = 1e8, error estimate 1.6e-10), and a
+    temperature step 0.01 before t gives the same parts at t = 1e4 and t = 1.4e8."""
+    p = kdmft.Problem.power_law(100, 1.0, 40, weight_decay=0.05)
+    ds = kdmft.learning_curve(p, [t], method="time-domain", grid="graded",
+                              schedule=Schedule(weight_decay=Shape("step", {"at": [t - 100], "values": [1, 1.5]})))
+    ridge = kdmft.learning_curve(kdmft.Problem.power_law(100, 1.0, 40, weight_decay=0.075), [np.inf])
+    np.testing.assert_allclose(ds.test_error.values, ridge.test_error.values, rtol=1e-5)
+    q = kdmft.Problem.power_law(100, 1.0, 40, weight_decay=0.05, temperature=0.02, label_noise_var=0.1,
+                                task_exponent=1.0)
+    step = {"values": [1, 0.5]}
+    near = kdmft.learning_curve(q, [1e4], method="time-domain", grid="graded",
+                                schedule=Schedule(temperature=Shape("step", {**step, "at": [1e4 - 0.01]})))
+    far = kdmft.learning_curve(q, [1.4251e8], method="time-domain", grid="graded",
+                               schedule=Schedule(temperature=Shape("step", {**step, "at": [1.4251e8 - 0.01]})))
+    for k in ("thermal_variance", "train_thermal_variance"):
+        np.testing.assert_allclose(far[k].values, near[k].values, rtol=1e-5)

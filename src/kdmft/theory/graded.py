@@ -146,7 +146,8 @@ def time_map(schedule, t_max: float):
 
 
 def gauge_map(schedule, g: float, t_max: float):
-    """(g0, Γ): the mean weight decay g0 = γ(t_max)/τ(t_max) and t -> Γ(t) = ∫_0^t η (g(t') - g0) dt'.
+    """(g0, Γ, scale): the mean weight decay g0 = γ(t_max)/τ(t_max), t -> Γ(t) = ∫_0^t η (g(t') - g0) dt'
+    and the time scale 1/max|dΓ/dt| of the gauge factor.
 
     Raises InvalidParameterError when the spread of Γ over [0, t_max] exceeds
     :data:`~kdmft.schedules.MAX_GAUGE_SPREAD` (the same limit as the uniform grid).
@@ -163,8 +164,12 @@ def gauge_map(schedule, g: float, t_max: float):
     def gauge(t):
         return gam(t) - g0 * tau(t)
 
-    check_gauge_spread(gauge(tau.nodes))
-    return g0, gauge
+    nodes = tau.nodes
+    check_gauge_spread(gauge(nodes))
+    # Time scale of the gauge factor e^Γ: 1 / max |dΓ/dt| = 1 / max η |g - g0|.
+    mid = 0.5 * (nodes[1:] + nodes[:-1])
+    rate = float(np.max(np.abs(eta(mid) * (g * schedule.factor("weight_decay", mid) - g0))))
+    return g0, gauge, (1.0 / rate if rate > 0 else math.inf)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -233,17 +238,20 @@ def _edges(t: float, per_decade: int, breakpoints: np.ndarray, scale: float = ma
     """Cell edges of [0, t] (increasing) and their level: 0 on the fine grid only, 1 also on the
     every-other-edge grid, 2 also on the every-fourth-edge grid (ends and breakpoints: level 2).
 
-    Geometric from 1e-6 t up to t/2 at both ends; at t' = 0 the grid starts lower, at 1e-3 of the
-    schedule's shortest time scale ``scale``, so that an early change of the schedule is resolved
-    however long the window."""
+    Geometric up to t/2 from both ends, starting at min(1e-6 t, 1e-3 ``scale``) (``scale``: the
+    schedule's shortest time scale, so that an early change is resolved however long the
+    window), and at t' = t also within 1e-3 of the distance to the last breakpoint before t."""
     lo = min(SMALLEST * t, 1e-3 * scale)
-    right, left = _geo(SMALLEST * t, 0.5 * t, per_decade), _geo(lo, 0.5 * t, per_decade)
+    bp = breakpoints[(breakpoints > 0) & (breakpoints < t)]
+    # At t' = t as well: a change shortly before t (a late step, a fast schedule seen late) must
+    # not fall into one end cell shared by every level of the error estimate.
+    lo_t = min(lo, 1e-3 * (t - float(bp.max()))) if bp.size else lo
+    right, left = _geo(lo_t, 0.5 * t, per_decade), _geo(lo, 0.5 * t, per_decade)
 
     def levels(n):
         j = np.arange(n)
         return (j % 2 == 0).astype(int) + (j % 4 == 0)
 
-    bp = breakpoints[(breakpoints > 0) & (breakpoints < t)]
     pts = np.concatenate([[0.0, t], left, t - right, bp])
     level = np.concatenate([[2, 2], levels(left.size), levels(right.size), np.full(bp.size, 2)])
     order = np.argsort(pts, kind="stable")
@@ -390,6 +398,12 @@ def _atol(lam, v, noise_var: float, T: float) -> float:
     return 1e-8 * (float(np.sum(lam * v)) + noise_var + T * float(np.sum(lam)))
 
 
+def _chunked(evaluate, todo, density, bps, names, size: int = 256):
+    """``evaluate`` over blocks of at most ``size`` output times (memory stays bounded)."""
+    parts = [evaluate(todo[c:c + size], density, bps) for c in range(0, todo.size, size)]
+    return tuple({k: np.concatenate([p[r][k] for p in parts]) for k in names} for r in range(3))
+
+
 def _refine(uniq, per_decade, schedule, evaluate, names, rtol, floor, what):
     """Evaluate every output time at ``per_decade`` cells per decade and double the density for the
     times whose error estimate exceeds rtol |value| + floor, up to :data:`MAX_PER_DECADE`.
@@ -403,7 +417,7 @@ def _refine(uniq, per_decade, schedule, evaluate, names, rtol, floor, what):
     density = per_decade
     while todo.size:
         bps = np.zeros(0) if schedule is None else schedule.breakpoints(float(uniq[todo].max()))
-        vals, quads, invs = evaluate(todo, density, bps)
+        vals, quads, invs = _chunked(evaluate, todo, density, bps, names)
         bad = np.zeros(todo.size, bool)
         worst = (-1.0, None, None)
         for k in names:
@@ -442,7 +456,7 @@ def _refine(uniq, per_decade, schedule, evaluate, names, rtol, floor, what):
 
 
 def _gauge_parts(lam, v, P, g, g0, noise_var, uniq, tau, tau_out, gauge, schedule, rtol, per_decade,
-                 T_scale=0.0):
+                 T_scale=0.0, gauge_scale=math.inf):
     """Bias and label-noise parts (test and train) under a weight-decay schedule, gauge frame removed.
 
     In the frame ẽ = e^{Γ} e the responses keep the constant g0; the mean is driven by the measure
@@ -452,7 +466,7 @@ def _gauge_parts(lam, v, P, g, g0, noise_var, uniq, tau, tau_out, gauge, schedul
     written as one quadratic form on the Talbot nodes of the windows of the lags.
     """
     names = ("bias", "noise_variance", "train_bias", "train_noise_variance")
-    scale = schedule.scale(float(uniq[-1]))
+    scale = min(schedule.scale(float(uniq[-1])), gauge_scale)
 
     def evaluate(todo, density, bps):
         outs, his, widths, kinds, coefs = [], [], [], [], []
@@ -566,9 +580,9 @@ def graded_parts(lam: np.ndarray, v: np.ndarray, P: int, g: float, T: float, noi
     wd = None if schedule is None else schedule.weight_decay
     gauge = None
     if wd is not None and wd.kind != "constant":
-        g0, gauge = gauge_map(schedule, g, tmax)
+        g0, gauge, gauge_scale = gauge_map(schedule, g, tmax)
         vals, errs = _gauge_parts(lam, v, P, g, g0, noise_var, uniq, tau, tau_out, gauge, schedule, rtol,
-                                  per_decade, T)
+                                  per_decade, T, gauge_scale)
     else:
         g0 = g if wd is None else g * float(wd.params["value"])
         vals, errs = laplace_parts(lam, v, P, g0, 0.0, noise_var, tau_out, rtol=rtol)
@@ -579,17 +593,19 @@ def graded_parts(lam: np.ndarray, v: np.ndarray, P: int, g: float, T: float, noi
             f = np.ones_like(x) if schedule is None else schedule.factor("temperature", x)
             return T * f * (1.0 if gauge is None else np.exp(2.0 * gauge(x)))
 
-        th, th_err = _thermal(lam, v, P, g0, T, noise_var, uniq, tau, tau_out, temp, schedule, rtol, per_decade)
+        th, th_err = _thermal(lam, v, P, g0, T, noise_var, uniq, tau, tau_out, temp, schedule, rtol, per_decade,
+                              math.inf if gauge is None else gauge_scale)
         decay = 1.0 if gauge is None else np.exp(-2.0 * gauge(uniq))
         for k in ("thermal_variance", "train_thermal_variance"):
             vals[k], errs[k] = th[k] * decay, th_err[k] * decay
     return ({k: vals[k][inverse] for k in PARTS}, {k: errs[k][inverse] for k in PARTS})
 
 
-def _thermal(lam, v, P, g, T, noise_var, uniq, tau, tau_out, temp, schedule, rtol, per_decade):
+def _thermal(lam, v, P, g, T, noise_var, uniq, tau, tau_out, temp, schedule, rtol, per_decade,
+             gauge_scale=math.inf):
     """Thermal parts 2 ∫ T d[-Q(τ(t) - τ(t'))] (test: Q_R, train: Q_K) in the gauge frame."""
     names = ("thermal_variance", "train_thermal_variance")
-    scale = math.inf if schedule is None else schedule.scale(float(uniq[-1]))
+    scale = min(math.inf if schedule is None else schedule.scale(float(uniq[-1])), gauge_scale)
 
     def evaluate(todo, density, bps):
         grids = [_edges(float(uniq[i]), density, bps, scale) for i in todo]
