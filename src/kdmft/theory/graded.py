@@ -65,14 +65,13 @@ import math
 import numpy as np
 
 from ..errors import ConvergenceError, InvalidParameterError
+from ..results import PARTS
 from .contour import TalbotRule
-from .laplace import Q_HI, WINDOW_RATIO, laplace_parts
+from .laplace import Q_HI, WINDOW_RATIO, default_atol, laplace_parts
 from .resolvent import solve_kappa
 
 __all__ = ["graded_parts", "thermal_increments", "time_map", "PER_DECADE", "MAX_PER_DECADE"]
 
-PARTS = ("bias", "noise_variance", "thermal_variance",
-         "train_bias", "train_noise_variance", "train_thermal_variance")
 
 #: Initial cell edges per decade on each side of an integration window.
 PER_DECADE = 32
@@ -145,9 +144,9 @@ def time_map(schedule, t_max: float):
     return _integrator(schedule, t_max, lambda x: schedule.factor("learning_rate", x))
 
 
-def gauge_map(schedule, g: float, t_max: float):
+def gauge_map(schedule, g: float, t_max: float, tau):
     """(g0, Γ, scale): the mean weight decay g0 = γ(t_max)/τ(t_max), t -> Γ(t) = ∫_0^t η (g(t') - g0) dt'
-    and the time scale 1/max|dΓ/dt| of the gauge factor.
+    and the time scale 1/max|dΓ/dt| of the gauge factor; ``tau`` is :func:`time_map` of the schedule.
 
     Raises InvalidParameterError when the spread of Γ over [0, t_max] exceeds
     :data:`~kdmft.schedules.MAX_GAUGE_SPREAD` (the same limit as the uniform grid).
@@ -157,14 +156,13 @@ def gauge_map(schedule, g: float, t_max: float):
     def eta(x):
         return np.ones_like(x) if schedule.learning_rate is None else schedule.factor("learning_rate", x)
 
-    tau = _integrator(schedule, t_max, eta)
     gam = _integrator(schedule, t_max, lambda x: eta(x) * g * schedule.factor("weight_decay", x))
     g0 = float(gam(t_max) / tau(t_max))
 
     def gauge(t):
         return gam(t) - g0 * tau(t)
 
-    nodes = tau.nodes
+    nodes = gam.nodes
     check_gauge_spread(gauge(nodes))
     # Time scale of the gauge factor e^Γ: 1 / max |dΓ/dt| = 1 / max η |g - g0|.
     mid = 0.5 * (nodes[1:] + nodes[:-1])
@@ -393,21 +391,17 @@ def _quadratic(K: np.ndarray, half: np.ndarray, full: np.ndarray) -> np.ndarray:
     return np.einsum("aoc,aoc->oc", half, prod).real
 
 
-def _atol(lam, v, noise_var: float, T: float) -> float:
-    """Absolute tolerance of a part, as in the Laplace solver: 1e-8 (Σ λ v + σ² + T Σ λ)."""
-    return 1e-8 * (float(np.sum(lam * v)) + noise_var + T * float(np.sum(lam)))
-
-
-def _chunked(evaluate, todo, density, bps, names, size: int = 256):
+def _chunked(evaluate, todo, density, bps, names, size: int):
     """``evaluate`` over blocks of at most ``size`` output times (memory stays bounded)."""
     parts = [evaluate(todo[c:c + size], density, bps) for c in range(0, todo.size, size)]
     return tuple({k: np.concatenate([p[r][k] for p in parts]) for k in names} for r in range(3))
 
 
-def _refine(uniq, per_decade, schedule, evaluate, names, rtol, floor, what):
+def _refine(uniq, per_decade, schedule, evaluate, names, rtol, floor, what, chunk: int | None = None):
     """Evaluate every output time at ``per_decade`` cells per decade and double the density for the
     times whose error estimate exceeds rtol |value| + floor, up to :data:`MAX_PER_DECADE`.
 
+    ``chunk``: evaluate at most that many times at once (None: ``evaluate`` bounds its own memory).
     ``evaluate(todo, density, breakpoints)`` returns values, quadrature errors and contour
     (inversion) errors per part; where the contour error alone is too large, refining cannot help
     and the ConvergenceError says so at once. Negative values within their error plus the
@@ -417,7 +411,8 @@ def _refine(uniq, per_decade, schedule, evaluate, names, rtol, floor, what):
     density = per_decade
     while todo.size:
         bps = np.zeros(0) if schedule is None else schedule.breakpoints(float(uniq[todo].max()))
-        vals, quads, invs = _chunked(evaluate, todo, density, bps, names)
+        vals, quads, invs = (evaluate(todo, density, bps) if chunk is None
+                             else _chunked(evaluate, todo, density, bps, names, chunk))
         bad = np.zeros(todo.size, bool)
         worst = (-1.0, None, None)
         for k in names:
@@ -524,7 +519,7 @@ def _gauge_parts(lam, v, P, g, g0, noise_var, uniq, tau, tau_out, gauge, schedul
             vals[k], quads[k], invs[k] = val * decay, quad_err * decay, inv * decay
         return vals, quads, invs
 
-    floor = np.full(uniq.size, _atol(lam, v, noise_var, T_scale))
+    floor = np.full(uniq.size, default_atol(lam, v, noise_var, T_scale))
     return _refine(uniq, per_decade, schedule, evaluate, names, rtol, floor,
                    "the weight-decay schedule varies too fast for the grid, or its gauge spread costs too much "
                    "precision")
@@ -580,7 +575,7 @@ def graded_parts(lam: np.ndarray, v: np.ndarray, P: int, g: float, T: float, noi
     wd = None if schedule is None else schedule.weight_decay
     gauge = None
     if wd is not None and wd.kind != "constant":
-        g0, gauge, gauge_scale = gauge_map(schedule, g, tmax)
+        g0, gauge, gauge_scale = gauge_map(schedule, g, tmax, tau)
         vals, errs = _gauge_parts(lam, v, P, g, g0, noise_var, uniq, tau, tau_out, gauge, schedule, rtol,
                                   per_decade, T, gauge_scale)
     else:
@@ -618,7 +613,7 @@ def _thermal(lam, v, P, g, T, noise_var, uniq, tau, tau_out, temp, schedule, rto
         ok = (hi > 0) & ((width > 0) | to_zero)
         inc = [np.zeros((2, hi.size)) for _ in NODES]
         for r, m_nodes in enumerate(NODES):
-            inc[r][:, ok] = thermal_increments(lam, P, g, hi[ok], np.where(to_zero, 0.0, width)[ok], to_zero[ok],
+            inc[r][:, ok] = thermal_increments(lam, P, g, hi[ok], width[ok], to_zero[ok],
                                                m_nodes)
 
         vals, quads, invs = ({k: np.zeros(todo.size) for k in names} for _ in range(3))
@@ -632,6 +627,6 @@ def _thermal(lam, v, P, g, T, noise_var, uniq, tau, tau_out, temp, schedule, rto
                 invs[name][j] = abs(lv[0] - _stieltjes(temp, e, level, inc[1][k][sl], 0))
         return vals, quads, invs
 
-    floor = np.full(uniq.size, _atol(lam, v, noise_var, T))
+    floor = np.full(uniq.size, default_atol(lam, v, noise_var, T))
     return _refine(uniq, per_decade, schedule, evaluate, names, rtol, floor,
-                   "the temperature schedule varies too fast for the grid")
+                   "the temperature schedule varies too fast for the grid", chunk=256)

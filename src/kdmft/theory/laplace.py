@@ -127,6 +127,11 @@ def _curve_one_rule(nodes, times, lam, v, P, g, T, s2):
     return vals, mags
 
 
+def default_atol(lam: np.ndarray, v: np.ndarray, noise_var: float, T: float) -> float:
+    """Default absolute tolerance of a part: 1e-8 (Σ λ v + σ² + T Σ λ), the scale of the errors."""
+    return 1e-8 * (float(np.sum(lam * v)) + noise_var + T * float(np.sum(lam)))
+
+
 def laplace_parts(lam: np.ndarray, v: np.ndarray, P: int, g: float, T: float, noise_var: float,
                   times: np.ndarray, *, rtol: float = 1e-6, atol: float | None = None
                   ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -158,7 +163,7 @@ def laplace_parts(lam: np.ndarray, v: np.ndarray, P: int, g: float, T: float, no
     fine, fmag = _curve_one_rule(NODES[0], uniq, lam, v, P, g, T, noise_var)
     coarse, _ = _curve_one_rule(NODES[1], uniq, lam, v, P, g, T, noise_var)
     if atol is None:
-        atol = 1e-8 * (float(np.sum(lam * v)) + noise_var + T * float(np.sum(lam)))
+        atol = default_atol(lam, v, noise_var, T)
     values, errors = {}, {}
     for k in PARTS:
         val = fine[k]
